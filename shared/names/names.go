@@ -1,0 +1,94 @@
+// Package names holds every name that Outpost's edge agents and cloud service
+// must agree on over NATS: subjects, streams, key-value buckets, object stores
+// and the request/reply API prefix. No other package spells these names.
+package names
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Streams.
+const (
+	// StreamEvents holds anomalies and uncertain windows from the edge.
+	StreamEvents = "OUTPOST_EVENTS"
+	// StreamSummaries holds per-stream counts and statistics (short retention).
+	StreamSummaries = "OUTPOST_SUMMARIES"
+	// StreamState holds each agent's latest heartbeat and reported state,
+	// one message per subject.
+	StreamState = "OUTPOST_STATE"
+	// StreamVerdicts holds the cloud's decisions on forwarded windows.
+	StreamVerdicts = "OUTPOST_VERDICTS"
+)
+
+// Buckets and stores.
+const (
+	// BucketDesired is the KV bucket of desired state, key = agent id.
+	BucketDesired = "outpost_desired"
+	// ObjectModels is the object store of signed model packages.
+	ObjectModels = "outpost_models"
+)
+
+// Subject wildcards that the cloud binds its streams and consumers to.
+const (
+	// EventsAll matches the event subject of every agent.
+	EventsAll = "outpost.edge.*.event"
+	// SummariesAll matches the summary subject of every agent.
+	SummariesAll = "outpost.edge.*.summary"
+	// StateAll matches the state subject of every agent.
+	StateAll = "outpost.edge.*.state"
+	// VerdictsAll matches the verdict subject of every agent.
+	VerdictsAll = "outpost.cloud.verdict.*"
+	// APIPrefix is the subject prefix of the fleet request/reply API.
+	APIPrefix = "outpost.api.v1"
+)
+
+// EventSubject is the subject an agent publishes its events on.
+func EventSubject(agent string) string { return "outpost.edge." + agent + ".event" }
+
+// SummarySubject is the subject an agent publishes its summaries on.
+func SummarySubject(agent string) string { return "outpost.edge." + agent + ".summary" }
+
+// StateSubject is the subject an agent publishes heartbeats and state on.
+func StateSubject(agent string) string { return "outpost.edge." + agent + ".state" }
+
+// VerdictSubject is the subject the cloud publishes verdicts for an agent on.
+func VerdictSubject(agent string) string { return "outpost.cloud.verdict." + agent }
+
+// APISubject is the subject of one fleet API endpoint, e.g. "devices.list".
+func APISubject(endpoint string) string { return APIPrefix + "." + endpoint }
+
+// MsgID is the JetStream Nats-Msg-Id of the outbox record seq of agent.
+func MsgID(agent string, seq uint64) string { return fmt.Sprintf("%s:%d", agent, seq) }
+
+// AgentFromSubject returns the agent id carried in an edge subject
+// ("outpost.edge.<agent>.<kind>") or a verdict subject.
+func AgentFromSubject(subject string) (string, error) {
+	parts := strings.Split(subject, ".")
+	switch {
+	case len(parts) == 4 && parts[0] == "outpost" && parts[1] == "edge":
+		return parts[2], nil
+	case len(parts) == 4 && parts[0] == "outpost" && parts[1] == "cloud" && parts[2] == "verdict":
+		return parts[3], nil
+	}
+	return "", fmt.Errorf("names: subject %q carries no agent id", subject)
+}
+
+// ValidAgentID reports whether id can be used as an agent id: it becomes one
+// token of a NATS subject and a KV key, so it is limited to letters, digits,
+// '-' and '_', 1 to 64 characters.
+func ValidAgentID(id string) error {
+	if id == "" {
+		return fmt.Errorf("agent id is empty")
+	}
+	if len(id) > 64 {
+		return fmt.Errorf("agent id %q is longer than 64 characters", id)
+	}
+	for i, r := range id {
+		ok := r == '-' || r == '_' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9')
+		if !ok {
+			return fmt.Errorf("agent id %q: character %q at %d is not allowed (use letters, digits, '-' and '_')", id, r, i)
+		}
+	}
+	return nil
+}
