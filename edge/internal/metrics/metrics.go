@@ -1,0 +1,80 @@
+// Package metrics defines the agent's Prometheus metrics (all named
+// outpost_edge_*, counters ending in _total) and serves them over HTTP.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the agent's own instruments. Values read from other parts
+// (outbox, uplink, broker) are registered as functions with Func.
+type Metrics struct {
+	Reg          *prometheus.Registry
+	Readings     prometheus.Counter
+	PayloadBytes prometheus.Counter
+	DecodeErrors *prometheus.CounterVec // label reason
+	Events       *prometheus.CounterVec // label kind
+	Drops        prometheus.Counter
+}
+
+// New registers the metrics on a new registry.
+func New() *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		Reg: reg,
+		Readings: prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_edge_readings_total",
+			Help: "Readings decoded and judged."}),
+		PayloadBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_edge_mqtt_payload_bytes_total",
+			Help: "MQTT payload bytes received."}),
+		DecodeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "outpost_edge_decode_errors_total",
+			Help: "Payloads that could not be decoded, by reason."}, []string{"reason"}),
+		Events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "outpost_edge_events_total",
+			Help: "Events committed to the outbox, by kind."}, []string{"kind"}),
+		Drops: prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_edge_outbox_dropped_total",
+			Help: "Records refused by the full-outbox policy since the agent started."}),
+	}
+	reg.MustRegister(m.Readings, m.PayloadBytes, m.DecodeErrors, m.Events, m.Drops)
+	return m
+}
+
+// GaugeFunc registers a gauge read from f.
+func (m *Metrics) GaugeFunc(name, help string, f func() float64) {
+	m.Reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+}
+
+// CounterFunc registers a counter read from f.
+func (m *Metrics) CounterFunc(name, help string, f func() float64) {
+	m.Reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
+}
+
+// Serve serves /metrics on addr until ctx is done. It returns once the
+// listener is open (or failed to open).
+func (m *Metrics) Serve(ctx context.Context, addr string) (net.Addr, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.Reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			_ = err // the listener failed; /metrics is best effort
+		}
+	}()
+	return ln.Addr(), nil
+}

@@ -1,0 +1,341 @@
+// Package profile is the firmware-profile schema: the YAML file that tells an
+// outpost-edge agent what to subscribe to, how to decode it, how to score it,
+// where to keep what must reach the cloud and where to send it.
+//
+// Every struct's zero value means "use the default"; Defaults fills all
+// defaults in one step. Parse and Load read a profile, rejecting unknown keys;
+// Validate returns every problem at once, each naming its YAML path (and the
+// line, when the profile came from YAML).
+package profile
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Default values filled in by Defaults.
+const (
+	DefaultHeartbeat       = 5 * time.Second
+	DefaultQoS             = 1
+	DefaultDecoder         = "json"
+	DefaultScorer          = "zscore"
+	DefaultWindow          = 120
+	DefaultLow             = 4.0
+	DefaultHigh            = 6.0
+	DefaultCooldown        = 20
+	DefaultSummaryInterval = time.Minute
+	DefaultOutboxMaxBytes  = 64 << 20
+	DefaultDataDir         = "/var/lib/outpost-edge"
+	DefaultNATSURL         = "nats://127.0.0.1:4222"
+)
+
+// Profile is one firmware profile.
+type Profile struct {
+	// Name identifies the profile in the agent's reported state, e.g.
+	// "generic-sensor". Default: empty.
+	Name string `yaml:"name"`
+	// Revision is the profile's revision, reported in state. Default 0.
+	Revision int64 `yaml:"revision"`
+	// Agent describes the agent itself.
+	Agent Agent `yaml:"agent"`
+	// MQTT is where readings come from.
+	MQTT MQTT `yaml:"mqtt"`
+	// NATS is where events, summaries and state go.
+	NATS NATS `yaml:"nats"`
+	// DataDir holds the outbox file. Default DefaultDataDir.
+	DataDir string `yaml:"data_dir"`
+	// Outbox bounds what waits for the uplink.
+	Outbox Outbox `yaml:"outbox"`
+	// Streams configure detection; the first entry whose Match filter matches
+	// a stream id configures that stream. Streams matched by no entry use the
+	// defaults. Default: one entry matching "#".
+	Streams []Stream `yaml:"streams"`
+	// SummaryInterval is how often per-stream summaries are committed to the
+	// outbox. Default DefaultSummaryInterval.
+	SummaryInterval time.Duration `yaml:"summary_interval"`
+	// Metrics configures the Prometheus endpoint.
+	Metrics Metrics `yaml:"metrics"`
+
+	// lines maps YAML paths to the line they were read from.
+	lines map[string]int
+}
+
+// Agent describes the agent.
+type Agent struct {
+	// ID is the agent id: one NATS subject token (names.ValidAgentID). It is
+	// required, from the profile or from the command line.
+	ID string `yaml:"id"`
+	// Group is the fleet group the agent belongs to. Optional.
+	Group string `yaml:"group"`
+	// Heartbeat is how often the agent publishes its state. Default 5s.
+	Heartbeat time.Duration `yaml:"heartbeat"`
+}
+
+// MQTT says where readings come from: an external broker (URL) or a broker
+// embedded in the agent (Embedded); exactly one of the two.
+type MQTT struct {
+	// URL of an external broker, e.g. "tcp://127.0.0.1:1883".
+	URL string `yaml:"url"`
+	// Embedded starts an MQTT broker inside the agent.
+	Embedded *Embedded `yaml:"embedded"`
+	// ClientID of the agent's MQTT session. Default "outpost-edge-<agent id>".
+	ClientID string `yaml:"client_id"`
+	// Username and Password the agent's client uses against an external
+	// broker. With an embedded broker the embedded credentials are used.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// QoS of the agent's subscriptions: 0 or 1. Default 1. A nil QoS means
+	// the default so that 0 can be chosen explicitly.
+	QoS *int `yaml:"qos"`
+	// Topics to subscribe to. Default: "sensors/+/+" with the json decoder.
+	Topics []Topic `yaml:"topics"`
+}
+
+// Embedded is the agent's own MQTT broker.
+type Embedded struct {
+	// Listen is the TCP address to listen on. Default "127.0.0.1:1883".
+	Listen string `yaml:"listen"`
+	// Username and Password, when Username is set, are required of every
+	// client of the embedded broker.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+}
+
+// Topic is one MQTT subscription.
+type Topic struct {
+	// Filter is an MQTT topic filter, e.g. "sensors/+/+".
+	Filter string `yaml:"filter"`
+	// Decoder names the payload decoder. Default "json".
+	Decoder string `yaml:"decoder"`
+}
+
+// NATS is the uplink.
+type NATS struct {
+	// URL of the NATS server. Default DefaultNATSURL.
+	URL string `yaml:"url"`
+	// TrustKey is the cloud's ed25519 public key for model signatures
+	// (used by the model-update path; optional for now).
+	TrustKey string `yaml:"trust_key"`
+}
+
+// Outbox bounds the on-disk outbox.
+type Outbox struct {
+	// MaxBytes bounds the bytes of records waiting for the uplink. When
+	// reached, uncertain events and summaries are refused (and counted)
+	// first; anomalies are refused only at the full bound. Default 64 MiB.
+	MaxBytes int64 `yaml:"max_bytes"`
+}
+
+// Stream configures detection for the streams matched by Match.
+type Stream struct {
+	// Match is an MQTT topic filter over stream ids ("sensors/+/temp",
+	// "sensors/#"). Default "#".
+	Match string `yaml:"match"`
+	// Window is the number of recent readings the scorer keeps. Default 120.
+	Window int `yaml:"window"`
+	// Scorer names the scoring model. Default "zscore".
+	Scorer string `yaml:"scorer"`
+	// Low and High are the score thresholds: below Low normal, from Low to
+	// High uncertain, High and above anomaly. Defaults 4 and 6.
+	Low  float64 `yaml:"low"`
+	High float64 `yaml:"high"`
+	// Cooldown is how long a stream must stay below Low before a new
+	// incident can raise a new event: a number of readings ("20") or a
+	// duration of reading time ("30s"). Default 20 readings.
+	Cooldown Cooldown `yaml:"cooldown"`
+	// Warmup is the number of readings a stream must have before it is
+	// scored. Default: Window.
+	Warmup int `yaml:"warmup"`
+}
+
+// Cooldown is a number of readings or a duration; in YAML an integer or a
+// duration string.
+type Cooldown struct {
+	Readings int
+	Duration time.Duration
+}
+
+// IsZero reports whether c is unset.
+func (c Cooldown) IsZero() bool { return c.Readings == 0 && c.Duration == 0 }
+
+// String formats c as it would be written in YAML.
+func (c Cooldown) String() string {
+	if c.Duration != 0 {
+		return c.Duration.String()
+	}
+	return fmt.Sprint(c.Readings)
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (c *Cooldown) UnmarshalYAML(n *yaml.Node) error {
+	var i int
+	if n.Tag == "!!int" && n.Decode(&i) == nil {
+		*c = Cooldown{Readings: i}
+		return nil
+	}
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: cooldown must be a number of readings or a duration like \"30s\"", n.Line)
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: cooldown %q must be a number of readings or a duration like \"30s\"", n.Line, s)
+	}
+	*c = Cooldown{Duration: d}
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (c Cooldown) MarshalYAML() (any, error) {
+	if c.Duration != 0 {
+		return c.Duration.String(), nil
+	}
+	return c.Readings, nil
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Listen is the address /metrics is served on; empty means off.
+	Listen string `yaml:"listen"`
+}
+
+// Defaults returns a copy of p with every unset field given its default.
+func (p Profile) Defaults() Profile {
+	if p.Agent.Heartbeat == 0 {
+		p.Agent.Heartbeat = DefaultHeartbeat
+	}
+	if p.MQTT.Embedded != nil {
+		e := *p.MQTT.Embedded
+		if e.Listen == "" {
+			e.Listen = "127.0.0.1:1883"
+		}
+		p.MQTT.Embedded = &e
+	}
+	if p.MQTT.ClientID == "" && p.Agent.ID != "" {
+		p.MQTT.ClientID = "outpost-edge-" + p.Agent.ID
+	}
+	if p.MQTT.QoS == nil {
+		q := DefaultQoS
+		p.MQTT.QoS = &q
+	}
+	if len(p.MQTT.Topics) == 0 {
+		p.MQTT.Topics = []Topic{{Filter: "sensors/+/+"}}
+	} else {
+		p.MQTT.Topics = append([]Topic(nil), p.MQTT.Topics...)
+	}
+	for i := range p.MQTT.Topics {
+		if p.MQTT.Topics[i].Decoder == "" {
+			p.MQTT.Topics[i].Decoder = DefaultDecoder
+		}
+	}
+	if p.NATS.URL == "" {
+		p.NATS.URL = DefaultNATSURL
+	}
+	if p.DataDir == "" {
+		p.DataDir = DefaultDataDir
+	}
+	if p.Outbox.MaxBytes == 0 {
+		p.Outbox.MaxBytes = DefaultOutboxMaxBytes
+	}
+	if len(p.Streams) == 0 {
+		p.Streams = []Stream{{}}
+	} else {
+		p.Streams = append([]Stream(nil), p.Streams...)
+	}
+	for i := range p.Streams {
+		p.Streams[i] = p.Streams[i].Defaults()
+	}
+	if p.SummaryInterval == 0 {
+		p.SummaryInterval = DefaultSummaryInterval
+	}
+	return p
+}
+
+// Defaults returns a copy of s with every unset field given its default.
+func (s Stream) Defaults() Stream {
+	if s.Match == "" {
+		s.Match = "#"
+	}
+	if s.Window == 0 {
+		s.Window = DefaultWindow
+	}
+	if s.Scorer == "" {
+		s.Scorer = DefaultScorer
+	}
+	if s.Low == 0 && s.High == 0 {
+		s.Low, s.High = DefaultLow, DefaultHigh
+	}
+	if s.Cooldown.IsZero() {
+		s.Cooldown = Cooldown{Readings: DefaultCooldown}
+	}
+	if s.Warmup == 0 {
+		s.Warmup = s.Window
+	}
+	return s
+}
+
+// Load reads and parses the profile at path. It does not validate it. Like
+// Parse, with a Problems error it returns what it could decode.
+func Load(path string) (Profile, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Profile{}, fmt.Errorf("profile: %w", err)
+	}
+	p, err := Parse(b)
+	if ps := AsProblems(err); ps != nil {
+		return p, ps
+	}
+	if err != nil {
+		return Profile{}, fmt.Errorf("profile %s: %w", path, err)
+	}
+	return p, nil
+}
+
+// Parse parses a profile from YAML. Unknown keys and values of the wrong type
+// are errors (a Problems listing every one, with path and line); with such
+// an error Parse still returns what it could decode, so that a caller can
+// Validate it and report every problem at once. Parse does not fill defaults
+// or validate values.
+func Parse(b []byte) (Profile, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return Profile{}, fmt.Errorf("parse: %w", err)
+	}
+	var p Profile
+	p.lines = map[string]int{}
+	if len(root.Content) == 0 {
+		return p, nil // empty document: all defaults
+	}
+	doc := root.Content[0]
+	var probs Problems
+	walk(doc, "", profileType, p.lines, &probs)
+	if err := doc.Decode(&p); err != nil {
+		probs = append(probs, decodeProblems(err)...)
+	}
+	if len(probs) > 0 {
+		p.pathsByLine(probs)
+		return p, probs
+	}
+	return p, nil
+}
+
+// Line returns the line the YAML path was read from, or 0 if unknown.
+func (p Profile) Line(path string) int { return p.lines[path] }
+
+// Check parses and validates a profile and returns every problem found by
+// both, or nil.
+func Check(b []byte) error {
+	p, err := Parse(b)
+	ps := AsProblems(err)
+	if err != nil && ps == nil {
+		return err
+	}
+	ps = append(ps, AsProblems(p.Validate())...)
+	if len(ps) == 0 {
+		return nil
+	}
+	return ps
+}

@@ -1,0 +1,228 @@
+package profile
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/outpost-iot/outpost/shared/names"
+)
+
+// Decoders are the payload decoder names the schema accepts. The edge agent
+// registers a decoder under each.
+var Decoders = []string{"json"}
+
+// Scorers are the scorer names the schema accepts.
+var Scorers = []string{"zscore"}
+
+// Validate checks p (with its defaults filled in) and returns every problem
+// as Problems, or nil. An empty agent.id is allowed here, because a profile
+// usually describes a class of gateways; see ValidateForRun.
+func (p Profile) Validate() error {
+	v := validator{p: p}
+	v.check(p.Defaults())
+	if len(v.probs) == 0 {
+		return nil
+	}
+	return v.probs
+}
+
+// ValidateForRun is Validate plus what a running agent needs: an agent id.
+func (p Profile) ValidateForRun() error {
+	v := validator{p: p}
+	v.check(p.Defaults())
+	if p.Agent.ID == "" {
+		v.add("agent.id", "required (set it in the profile or with --agent-id)")
+	}
+	if len(v.probs) == 0 {
+		return nil
+	}
+	return v.probs
+}
+
+type validator struct {
+	p     Profile // as parsed, for lines
+	probs Problems
+}
+
+func (v *validator) add(path, format string, args ...any) {
+	line := v.p.lines[path]
+	// A path that was defaulted has no line; use its nearest parent's.
+	for q := path; line == 0 && q != ""; {
+		i := strings.LastIndexAny(q, ".[")
+		if i < 0 {
+			break
+		}
+		q = q[:i]
+		line = v.p.lines[q]
+	}
+	v.probs = append(v.probs, Problem{Path: path, Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) check(p Profile) {
+	if p.Agent.ID != "" {
+		if err := names.ValidAgentID(p.Agent.ID); err != nil {
+			v.add("agent.id", "%s", strings.TrimPrefix(err.Error(), "agent id "))
+		}
+	}
+	if p.Agent.Group != "" {
+		if err := names.ValidAgentID(p.Agent.Group); err != nil {
+			v.add("agent.group", "%s", strings.TrimPrefix(err.Error(), "agent id "))
+		}
+	}
+	if p.Agent.Heartbeat <= 0 {
+		v.add("agent.heartbeat", "must be > 0")
+	}
+
+	switch {
+	case p.MQTT.URL == "" && p.MQTT.Embedded == nil:
+		v.add("mqtt", "set exactly one of url or embedded (neither is set)")
+	case p.MQTT.URL != "" && p.MQTT.Embedded != nil:
+		v.add("mqtt", "set exactly one of url or embedded (both are set)")
+	}
+	if p.MQTT.URL != "" {
+		v.checkURL("mqtt.url", p.MQTT.URL, "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss")
+	}
+	if e := p.MQTT.Embedded; e != nil {
+		v.checkAddr("mqtt.embedded.listen", e.Listen)
+		if e.Username == "" && e.Password != "" {
+			v.add("mqtt.embedded.username", "required when a password is set")
+		}
+	}
+	if q := *p.MQTT.QoS; q != 0 && q != 1 {
+		v.add("mqtt.qos", "must be 0 or 1, got %d", q)
+	}
+	for i, t := range p.MQTT.Topics {
+		path := fmt.Sprintf("mqtt.topics[%d]", i)
+		if err := checkFilter(t.Filter); err != nil {
+			v.add(path+".filter", "%v", err)
+		}
+		if !contains(Decoders, t.Decoder) {
+			v.add(path+".decoder", "unknown decoder %q (known: %s)", t.Decoder, strings.Join(Decoders, ", "))
+		}
+	}
+
+	v.checkURL("nats.url", p.NATS.URL, "nats", "tls", "ws", "wss")
+	if strings.TrimSpace(p.DataDir) == "" {
+		v.add("data_dir", "must not be empty")
+	}
+	if p.Outbox.MaxBytes < 64<<10 {
+		v.add("outbox.max_bytes", "must be at least 65536, got %d", p.Outbox.MaxBytes)
+	}
+
+	for i, s := range p.Streams {
+		path := fmt.Sprintf("streams[%d]", i)
+		if err := checkFilter(s.Match); err != nil {
+			v.add(path+".match", "%v", err)
+		}
+		if s.Window <= 0 {
+			v.add(path+".window", "must be > 0, got %d", s.Window)
+		} else if s.Window < 2 || s.Window > 100000 {
+			v.add(path+".window", "must be between 2 and 100000, got %d", s.Window)
+		}
+		if !contains(Scorers, s.Scorer) {
+			v.add(path+".scorer", "unknown scorer %q (known: %s)", s.Scorer, strings.Join(Scorers, ", "))
+		}
+		if s.Low < 0 {
+			v.add(path+".low", "must be >= 0, got %g", s.Low)
+		}
+		if s.High <= s.Low {
+			v.add(path+".high", "must be greater than low (%g), got %g", s.Low, s.High)
+		}
+		if s.Cooldown.Readings < 0 || s.Cooldown.Duration < 0 {
+			v.add(path+".cooldown", "must not be negative, got %s", s.Cooldown)
+		}
+		if s.Window <= 0 {
+			// warmup defaults to the window; already reported
+		} else if s.Warmup < 0 {
+			v.add(path+".warmup", "must be >= 0, got %d", s.Warmup)
+		} else if s.Warmup < 2 {
+			v.add(path+".warmup", "must be at least 2 readings, got %d", s.Warmup)
+		}
+	}
+	if p.SummaryInterval <= 0 {
+		v.add("summary_interval", "must be > 0")
+	}
+	if p.Metrics.Listen != "" {
+		v.checkAddr("metrics.listen", p.Metrics.Listen)
+	}
+}
+
+func (v *validator) checkURL(path, s string, schemes ...string) {
+	u, err := url.Parse(s)
+	if err != nil {
+		v.add(path, "invalid URL %q: %v", s, err)
+		return
+	}
+	if !contains(schemes, u.Scheme) {
+		v.add(path, "URL %q: scheme must be one of %s", s, strings.Join(schemes, ", "))
+		return
+	}
+	if u.Host == "" {
+		v.add(path, "URL %q has no host", s)
+	}
+}
+
+func (v *validator) checkAddr(path, addr string) {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		v.add(path, "address %q must be host:port: %v", addr, err)
+	}
+}
+
+// checkFilter reports whether f is a valid MQTT topic filter.
+func checkFilter(f string) error {
+	if f == "" {
+		return fmt.Errorf("must not be empty")
+	}
+	levels := strings.Split(f, "/")
+	for i, l := range levels {
+		switch {
+		case l == "#" && i != len(levels)-1:
+			return fmt.Errorf("topic filter %q: '#' must be the last level", f)
+		case l != "#" && strings.Contains(l, "#"):
+			return fmt.Errorf("topic filter %q: '#' must be a whole level", f)
+		case l != "+" && strings.Contains(l, "+"):
+			return fmt.Errorf("topic filter %q: '+' must be a whole level", f)
+		}
+	}
+	return nil
+}
+
+// MatchFilter reports whether the MQTT topic filter f matches topic.
+func MatchFilter(f, topic string) bool {
+	fl := strings.Split(f, "/")
+	tl := strings.Split(topic, "/")
+	for i, l := range fl {
+		if l == "#" {
+			return true
+		}
+		if i >= len(tl) {
+			return false
+		}
+		if l != "+" && l != tl[i] {
+			return false
+		}
+	}
+	return len(fl) == len(tl)
+}
+
+// StreamFor returns the first entry of p.Streams (defaults filled) whose
+// match filter matches the stream id, or the default stream.
+func (p Profile) StreamFor(stream string) Stream {
+	for _, s := range p.Streams {
+		if MatchFilter(s.Match, stream) {
+			return s.Defaults()
+		}
+	}
+	return Stream{}.Defaults()
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
