@@ -1,0 +1,143 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/outpost-iot/outpost/shared/names"
+)
+
+// DeviceLister lists the fleet registry.
+type DeviceLister interface {
+	Devices() []Device
+}
+
+// EventQuerier answers event queries from the event store.
+type EventQuerier interface {
+	QueryEvents(ctx context.Context, q EventsQuery) ([]Event, error)
+}
+
+// BadRequestError marks an error caused by the request; the service
+// replies with CodeBadRequest.
+type BadRequestError struct{ Err error }
+
+func (e *BadRequestError) Error() string { return e.Err.Error() }
+func (e *BadRequestError) Unwrap() error { return e.Err }
+
+// ServiceConfig configures the micro service.
+type ServiceConfig struct {
+	Devices DeviceLister
+	Events  EventQuerier
+	// Version is the service version; it must be semver for micro, so a
+	// non-semver build version is reported in the version endpoint only.
+	Version string
+	// QueryTimeout bounds one events.list query. Default 10s.
+	QueryTimeout time.Duration
+	// Observe is called after each request with the endpoint and whether it
+	// failed; nil means no observation.
+	Observe func(endpoint string, failed bool)
+	Logger  *slog.Logger
+}
+
+// Service is the running micro service.
+type Service struct {
+	svc micro.Service
+}
+
+// StartService registers the service on nc. Replicas share the work through
+// micro's default queue group.
+func StartService(nc *nats.Conn, cfg ServiceConfig) (*Service, error) {
+	if cfg.QueryTimeout == 0 {
+		cfg.QueryTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Observe == nil {
+		cfg.Observe = func(string, bool) {}
+	}
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:        ServiceName,
+		Version:     "1.0.0",
+		Description: "Outpost fleet API " + cfg.Version,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("api: add micro service: %w", err)
+	}
+	g := svc.AddGroup(names.APIPrefix)
+	h := &handlers{cfg: cfg}
+	add := func(name, subject string, fn func(micro.Request) error) error {
+		wrapped := func(req micro.Request) {
+			err := fn(req)
+			cfg.Observe(subject, err != nil)
+			if err != nil {
+				code := CodeInternal
+				var bad *BadRequestError
+				if errors.As(err, &bad) {
+					code = CodeBadRequest
+				} else if errors.Is(err, context.DeadlineExceeded) {
+					code = CodeUnavailable
+				}
+				cfg.Logger.Warn("api request failed", "endpoint", subject, "code", code, "err", err)
+				if rerr := req.Error(code, err.Error(), nil); rerr != nil {
+					cfg.Logger.Warn("api error reply failed", "endpoint", subject, "err", rerr)
+				}
+			}
+		}
+		if err := g.AddEndpoint(name, micro.HandlerFunc(wrapped), micro.WithEndpointSubject(subject)); err != nil {
+			return fmt.Errorf("api: add endpoint %s: %w", subject, err)
+		}
+		return nil
+	}
+	if err := errors.Join(
+		add("devices_list", EndpointDevicesList, h.devicesList),
+		add("events_list", EndpointEventsList, h.eventsList),
+		add("version", EndpointVersion, h.version),
+	); err != nil {
+		_ = svc.Stop()
+		return nil, err
+	}
+	return &Service{svc: svc}, nil
+}
+
+// Stop unsubscribes the endpoints, letting in-flight requests finish.
+func (s *Service) Stop() error { return s.svc.Stop() }
+
+type handlers struct{ cfg ServiceConfig }
+
+func (h *handlers) devicesList(req micro.Request) error {
+	devs := h.cfg.Devices.Devices()
+	if devs == nil {
+		devs = []Device{}
+	}
+	return req.RespondJSON(devs)
+}
+
+func (h *handlers) eventsList(req micro.Request) error {
+	var q EventsQuery
+	if data := req.Data(); len(data) > 0 {
+		if err := json.Unmarshal(data, &q); err != nil {
+			return &BadRequestError{fmt.Errorf("events.list: request must be JSON like {\"agent\":\"gw-1\",\"since\":\"15m\",\"limit\":100}: %w", err)}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.QueryTimeout)
+	defer cancel()
+	evs, err := h.cfg.Events.QueryEvents(ctx, q)
+	if err != nil {
+		return err
+	}
+	if evs == nil {
+		evs = []Event{}
+	}
+	return req.RespondJSON(evs)
+}
+
+func (h *handlers) version(req micro.Request) error {
+	return req.RespondJSON(VersionInfo{Service: ServiceName, Version: h.cfg.Version})
+}

@@ -1,0 +1,231 @@
+// Package service assembles outpost-cloud: the embedded or external NATS
+// server, the streams, event ingest, the device registry, the NATS API and
+// the HTTP side. Start brings everything up; Stop shuts it down in reverse
+// order (consumers and API, HTTP, the NATS connection, then the embedded
+// server).
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/outpost-iot/outpost/cloud/internal/api"
+	"github.com/outpost-iot/outpost/cloud/internal/events"
+	"github.com/outpost-iot/outpost/cloud/internal/httpui"
+	"github.com/outpost-iot/outpost/cloud/internal/metrics"
+	"github.com/outpost-iot/outpost/cloud/internal/natsembed"
+	"github.com/outpost-iot/outpost/cloud/internal/registry"
+	"github.com/outpost-iot/outpost/cloud/internal/streams"
+	"github.com/outpost-iot/outpost/shared/buildinfo"
+)
+
+// Config configures the service. The zero value runs an embedded NATS
+// server on 127.0.0.1:4222 with its store in ./outpost-data and serves HTTP
+// on 127.0.0.1:8080.
+type Config struct {
+	// DataDir is where the embedded server keeps JetStream data.
+	// Default "./outpost-data".
+	DataDir string
+	// NATSListen is the embedded server's client address; port 0 picks a
+	// free port. Default "127.0.0.1:4222". Ignored with NATSURL.
+	NATSListen string
+	// NATSURL, when set, makes the service use that external NATS server
+	// and start no embedded one.
+	NATSURL string
+	// HTTPListen is the HTTP address; port 0 picks a free port.
+	// Default "127.0.0.1:8080".
+	HTTPListen string
+	// RingSize is how many latest events are kept for the dashboard.
+	RingSize int
+	// Now is the clock for online status and relative queries; default
+	// time.Now.
+	Now func() time.Time
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) fill() {
+	if c.DataDir == "" {
+		c.DataDir = "./outpost-data"
+	}
+	if c.NATSListen == "" {
+		c.NATSListen = "127.0.0.1:4222"
+	}
+	if c.HTTPListen == "" {
+		c.HTTPListen = "127.0.0.1:8080"
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Service is a running outpost-cloud.
+type Service struct {
+	cfg      Config
+	embedded *natsembed.Server
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	metrics  *metrics.Metrics
+	registry *registry.Registry
+	events   *events.Store
+	api      *api.Service
+	httpSrv  *http.Server
+	httpLn   net.Listener
+	httpDone chan error
+	stopOnce sync.Once
+}
+
+// Start brings the service up. On error everything started is stopped.
+func Start(ctx context.Context, cfg Config) (s *Service, err error) {
+	cfg.fill()
+	s = &Service{cfg: cfg}
+	defer func() {
+		if err != nil {
+			s.Stop()
+			s = nil
+		}
+	}()
+	log := cfg.Logger
+	url := cfg.NATSURL
+	if url == "" {
+		s.embedded, err = natsembed.Start(natsembed.Config{Listen: cfg.NATSListen, StoreDir: cfg.DataDir, Logger: log})
+		if err != nil {
+			return s, err
+		}
+		url = s.embedded.ClientURL()
+		log.Info("embedded nats-server started", "url", url, "store", cfg.DataDir)
+	}
+	s.nc, err = nats.Connect(url,
+		nats.Name("outpost-cloud"),
+		nats.MaxReconnects(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "url", nc.ConnectedUrl()) }),
+	)
+	if err != nil {
+		return s, fmt.Errorf("service: connect to NATS at %s: %w", url, err)
+	}
+	s.js, err = jetstream.New(s.nc)
+	if err != nil {
+		return s, fmt.Errorf("service: jetstream: %w", err)
+	}
+	if err = streams.Ensure(ctx, s.js); err != nil {
+		return s, err
+	}
+	reg := registry.New(registry.Config{Now: cfg.Now, Logger: log})
+	s.metrics = metrics.New(func() float64 { return float64(reg.OnlineCount()) })
+	reg.SetMetrics(s.metrics)
+	s.registry = reg
+	if err = s.registry.Start(ctx, s.js); err != nil {
+		return s, err
+	}
+	s.events = events.New(s.js, events.Config{RingSize: cfg.RingSize, Metrics: s.metrics, Logger: log, Now: cfg.Now})
+	if err = s.events.Start(ctx); err != nil {
+		return s, err
+	}
+	s.api, err = api.StartService(s.nc, api.ServiceConfig{
+		Devices: s.registry,
+		Events:  s.events,
+		Version: buildinfo.String(),
+		Logger:  log,
+		Observe: func(endpoint string, failed bool) {
+			outcome := "ok"
+			if failed {
+				outcome = "error"
+			}
+			s.metrics.APIRequests.WithLabelValues("nats", endpoint, outcome).Inc()
+		},
+	})
+	if err != nil {
+		return s, err
+	}
+	s.httpLn, err = net.Listen("tcp", cfg.HTTPListen)
+	if err != nil {
+		return s, fmt.Errorf("service: HTTP listen on %s: %w", cfg.HTTPListen, err)
+	}
+	s.httpSrv = &http.Server{
+		Handler: httpui.Handler(httpui.Sources{
+			Devices: s.registry.Devices,
+			Latest:  s.events.Latest,
+			Healthy: func() error {
+				if !s.nc.IsConnected() {
+					return errors.New("not connected to NATS")
+				}
+				return nil
+			},
+			Version: buildinfo.String(),
+		}, s.metrics, log),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	s.httpDone = make(chan error, 1)
+	go func() { s.httpDone <- s.httpSrv.Serve(s.httpLn) }()
+	log.Info("ready", "nats", url, "http", s.HTTPAddr(), "version", buildinfo.String())
+	return s, nil
+}
+
+// NATSURL is the URL of the NATS server the service uses.
+func (s *Service) NATSURL() string { return s.nc.ConnectedUrl() }
+
+// HTTPAddr is the address the HTTP server listens on.
+func (s *Service) HTTPAddr() string { return s.httpLn.Addr().String() }
+
+// Registry is the device registry.
+func (s *Service) Registry() *registry.Registry { return s.registry }
+
+// Events is the event store.
+func (s *Service) Events() *events.Store { return s.events }
+
+// Stop shuts the service down: API and consumers, HTTP, the NATS
+// connection, then the embedded server. It is safe on a partly started
+// service, and safe to call more than once.
+func (s *Service) Stop() { s.stopOnce.Do(s.stop) }
+
+func (s *Service) stop() {
+	log := s.cfg.Logger
+	if s.api != nil {
+		if err := s.api.Stop(); err != nil {
+			log.Warn("stop api", "err", err)
+		}
+	}
+	if s.events != nil {
+		s.events.Stop()
+	}
+	if s.registry != nil {
+		s.registry.Stop()
+	}
+	if s.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.httpSrv.Shutdown(ctx); err != nil {
+			log.Warn("stop http", "err", err)
+		}
+		cancel()
+		<-s.httpDone
+	} else if s.httpLn != nil {
+		_ = s.httpLn.Close()
+	}
+	if s.nc != nil {
+		// Send outstanding acknowledgements before closing.
+		if err := s.nc.FlushTimeout(2 * time.Second); err != nil && s.nc.IsConnected() {
+			log.Warn("flush NATS connection", "err", err)
+		}
+		s.nc.Close()
+	}
+	if s.embedded != nil {
+		s.embedded.Shutdown()
+	}
+	log.Info("stopped")
+}
