@@ -70,15 +70,20 @@ func (s *Scorer) Score(v float64) float64 {
 	return z
 }
 
-// Fold adds v to the statistics, clamped to mean ± clamp·std.
+// Fold adds v to the statistics, clamped to mean ± clamp·std. While the held
+// readings are all equal (no deviation to clamp by) v is folded as it is, so a
+// stream that was constant and then moves to a new level adapts to it instead
+// of being pinned to the old value for ever.
 func (s *Scorer) Fold(v float64) {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return
 	}
 	if s.count >= 2 {
 		mean, std := s.Stats()
-		lo, hi := mean-s.clamp*std, mean+s.clamp*std
-		v = math.Min(math.Max(v, lo), hi)
+		if std > 1e-9*math.Max(1, math.Abs(mean)) {
+			lo, hi := mean-s.clamp*std, mean+s.clamp*std
+			v = math.Min(math.Max(v, lo), hi)
+		}
 	}
 	s.vals[s.next] = v
 	s.next = (s.next + 1) % len(s.vals)

@@ -48,3 +48,21 @@ func TestConstantStream(t *testing.T) {
 		t.Fatalf("change in a constant stream scores only %v", z)
 	}
 }
+
+func TestConstantStreamAdaptsToNewLevel(t *testing.T) {
+	s := New(20, 0)
+	for i := 0; i < 20; i++ {
+		s.Fold(10)
+	}
+	// The clamp slows the move (the first readings at the new level are
+	// folded a few deviations from the old mean) but does not stop it.
+	for i := 0; i < 60; i++ {
+		s.Fold(2)
+	}
+	if mean, _ := s.Stats(); mean != 2 {
+		t.Fatalf("after 60 readings at the new level the mean is %v, want 2", mean)
+	}
+	if z := s.Score(2); z != 0 {
+		t.Fatalf("a reading at the new level scores %v, want 0", z)
+	}
+}
