@@ -16,7 +16,6 @@ import (
 // FULLY_CONNECTED, SOFTMAX) is computed here so the result can be compared
 // with the golden outputs produced by TFLM.
 
-const lstmCorpus = "../../../../shared/testdata/tflite"
 
 // fbModel is just enough of a .tflite reader for these tests. The files are
 // trusted corpus files; a malformed file makes the test panic.
@@ -220,7 +219,7 @@ func lstmSpecFromModel(tensors []fbTensor, op fbOp) *LSTMSpec {
 }
 
 func TestLSTMModelFloat(t *testing.T) {
-	dir := filepath.Join(lstmCorpus, "mnist_lstm_float")
+	dir := filepath.Join(corpusDir(t), "mnist_lstm_float")
 	tensors, ops := readFBModel(t, filepath.Join(dir, "model.tflite"))
 	if len(ops) != 4 || ops[0].builtin != 44 || ops[2].builtin != 9 || ops[3].builtin != 25 {
 		t.Fatalf("unexpected operators %+v", ops)
@@ -284,7 +283,7 @@ func TestLSTMModelFloat(t *testing.T) {
 }
 
 func TestLSTMModelInt8(t *testing.T) {
-	dir := filepath.Join(lstmCorpus, "mnist_lstm_int8")
+	dir := filepath.Join(corpusDir(t), "mnist_lstm_int8")
 	tensors, ops := readFBModel(t, filepath.Join(dir, "model.tflite"))
 	if len(ops) != 4 || ops[0].builtin != 44 || ops[2].builtin != 9 || ops[3].builtin != 25 {
 		t.Fatalf("unexpected operators %+v", ops)
