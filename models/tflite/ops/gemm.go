@@ -14,6 +14,7 @@ type chanQ struct {
 	mult   int32
 	left   uint8
 	right  uint8
+	simple bool // every channel of this table has left 0 and right >= 1
 	nudge  int32
 	negAdj int32 // -1, or 0 when right is 0
 }
@@ -33,6 +34,13 @@ func makeChanQ(mult []int32, shift []int) []chanQ {
 		}
 		qs[i] = q
 	}
+	simple := true
+	for _, q := range qs {
+		simple = simple && q.left == 0 && q.right >= 1
+	}
+	for i := range qs {
+		qs[i].simple = simple
+	}
 	return qs
 }
 
@@ -41,6 +49,17 @@ func requantRow(acc, folded []int32, qs []chanQ, off, lo, hi int32, out []int8) 
 	folded = folded[:len(acc)]
 	qs = qs[:len(acc)]
 	out = out[:len(acc)]
+	if len(qs) > 0 && qs[0].simple {
+		// No left shifts and every right shift >= 1 (multipliers below 1/2,
+		// the usual case): [h < 0] is -(h>>63).
+		for i, a := range acc {
+			q := &qs[i]
+			h := (int64(a+folded[i])*int64(q.mult) + 1<<30) >> 31
+			r := int32((h + int64(q.nudge) + h>>63) >> (q.right & 63))
+			out[i] = int8(min(max(r+off, lo), hi))
+		}
+		return
+	}
 	for i, a := range acc {
 		q := &qs[i]
 		x := int64((a + folded[i]) << (q.left & 31))

@@ -16,7 +16,6 @@ import (
 // FULLY_CONNECTED, SOFTMAX) is computed here so the result can be compared
 // with the golden outputs produced by TFLM.
 
-
 // fbModel is just enough of a .tflite reader for these tests. The files are
 // trusted corpus files; a malformed file makes the test panic.
 type fbModel struct{ b []byte }
