@@ -15,7 +15,7 @@ HTTP_ADDR=${HTTP_ADDR:-127.0.0.1:8080}
 MQTT1=${MQTT1:-127.0.0.1:1883}
 MQTT2=${MQTT2:-127.0.0.1:1884}
 MQTT3_PORT=${MQTT3_PORT:-1885}
-SPEEDUP=${SPEEDUP:-1800}
+SPEEDUP=${SPEEDUP:-3600}
 NATS_URL="nats://127.0.0.1:${NATS_PORT}"
 
 for b in outpost-cloud outpost-edge fleet sensorsim; do
