@@ -56,3 +56,8 @@ vet:
 
 clean:
 	rm -rf $(BIN) $(DIST)
+
+## eval: replay the NAB corpus (../shared/datasets/nab, else datasets/nab) through edge, cloud
+## and hybrid detection; report.json, report.md and plots in models/eval-out/ (EVAL_FLAGS adds flags)
+eval:
+	cd models && $(GO) run ./cmd/eval --out eval-out $(EVAL_FLAGS)

@@ -1,0 +1,181 @@
+// Command eval replays a corpus in NAB's layout (data/<category>/<name>.csv,
+// labels/combined_windows.json) through the edge detector, the cloud detector
+// and the hybrid of the two, and writes report.json, report.md and a few PNG
+// plots into --out. See package models/eval for what each mode does and
+// models/nab for the scoring.
+//
+// Usage:
+//
+//	eval [--corpus DIR] [--out DIR] [flags]
+//
+// Without --corpus it uses ../shared/datasets/nab (the full NAB corpus, found
+// relative to the working directory or the repository root) when it exists,
+// else the in-repo datasets/nab, and says which.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/outpost-iot/outpost/models/eval"
+	"github.com/outpost-iot/outpost/models/nab"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// options are the command's flags.
+type options struct {
+	corpus string
+	out    string
+	plots  int
+	plot   string
+	cfg    eval.Config
+	hybrid string
+}
+
+// run parses args, evaluates and writes the outputs; it returns the exit
+// code: 0 done, 1 failed, 2 bad usage.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var o options
+	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.corpus, "corpus", "", "corpus folder in NAB's layout (default: ../shared/datasets/nab if present, else datasets/nab)")
+	fs.StringVar(&o.out, "out", "eval-out", "output folder")
+	fs.IntVar(&o.plots, "plots", 4, "number of series to plot")
+	fs.StringVar(&o.plot, "plot", strings.Join(eval.DefaultPlots, ","), "comma-separated data keys to plot first, when present")
+	fs.IntVar(&o.cfg.Edge.Window, "edge-window", 0, "edge: readings in the window (default 120)")
+	fs.Float64Var(&o.cfg.Edge.Low, "edge-low", 0, "edge: uncertain from this z-score (default 4)")
+	fs.Float64Var(&o.cfg.Edge.High, "edge-high", 0, "edge: anomaly from this z-score (default 6)")
+	fs.IntVar(&o.cfg.Edge.Cooldown, "edge-cooldown", 0, "edge: normal readings that end an incident (default 20; -1 for 0)")
+	fs.IntVar(&o.cfg.Edge.Warmup, "edge-warmup", 0, "edge: readings folded before scoring (default 120; -1 for 0)")
+	fs.Float64Var(&o.cfg.Edge.Clamp, "edge-clamp", 0, "edge: clamp of folded readings in deviations (default 3)")
+	fs.IntVar(&o.cfg.Cloud.Window, "cloud-window", 0, "cloud: readings the streaming detector judges against (default 1000)")
+	fs.Float64Var(&o.cfg.Cloud.Threshold, "cloud-threshold", 0, "cloud: robust score that is an anomaly or confirms a window (default 10)")
+	fs.IntVar(&o.cfg.Cloud.Cooldown, "cloud-cooldown", 0, "cloud: normal readings that end an incident (default 20; -1 for 0)")
+	fs.IntVar(&o.cfg.Cloud.Warmup, "cloud-warmup", 0, "cloud: readings folded before scoring (default 120; -1 for 0)")
+	fs.StringVar(&o.hybrid, "hybrid-rule", string(eval.AnomalyOrConfirmed), "hybrid: anomaly-or-confirmed or confirmed-only")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "eval: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	o.cfg.Hybrid = eval.HybridRule(o.hybrid)
+	o.cfg = o.cfg.WithDefaults()
+	if err := o.cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "eval: %v\n", err)
+		return 2
+	}
+	if o.corpus == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			fmt.Fprintf(stderr, "eval: %v\n", err)
+			return 1
+		}
+		if o.corpus = findCorpus(wd); o.corpus == "" {
+			fmt.Fprintln(stderr, "eval: no corpus found (../shared/datasets/nab or datasets/nab); use --corpus DIR")
+			return 2
+		}
+	}
+	if err := evaluate(ctx, o, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "eval: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func evaluate(ctx context.Context, o options, stdout, stderr io.Writer) error {
+	start := time.Now()
+	c, err := nab.LoadCorpus(o.corpus)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "eval: corpus %s: %d files, %d rows, %d windows\n", o.corpus, len(c.Series), c.Rows(), c.Windows())
+	if len(c.Unlabelled) > 0 {
+		fmt.Fprintf(stderr, "eval: %d files are not in the labels (scored with no windows): %s\n", len(c.Unlabelled), strings.Join(c.Unlabelled, ", "))
+	}
+	r, err := eval.Run(ctx, c, o.cfg)
+	if err != nil {
+		return err
+	}
+	var keys []string
+	if o.plot != "" {
+		keys = strings.Split(o.plot, ",")
+	}
+	files, err := r.WriteFiles(o.out, r.PickPlots(keys, o.plots))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "corpus %s (%d files, %d windows)\n", o.corpus, r.Files, r.Windows)
+	fmt.Fprintf(stdout, "%-7s %9s %9s %9s %9s %7s %7s %12s\n", "mode", "standard", "low_fp", "low_fn", "precision", "recall", "f1", "uplink")
+	for _, m := range eval.Modes {
+		s := r.Mode(m).Scores
+		fmt.Fprintf(stdout, "%-7s %9s %9s %9s %9.3f %7.3f %7.3f %11.4f%%\n", m, num(s.NABStandard), num(s.NABLowFP), num(s.NABLowFN),
+			s.Precision, s.Recall, s.F1, 100*s.UplinkRatio)
+	}
+	for _, f := range files {
+		fmt.Fprintf(stdout, "wrote %s\n", f)
+	}
+	fmt.Fprintf(stderr, "eval: done in %s\n", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func num(p *float64) string {
+	if p == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", *p)
+}
+
+// findCorpus returns the default corpus: ../shared/datasets/nab relative to
+// wd or to the repository root (the first folder at or above wd holding
+// go.work), else datasets/nab under the root or wd; "" if none exists.
+func findCorpus(wd string) string {
+	var cands []string
+	cands = append(cands, filepath.Join(wd, "..", "shared", "datasets", "nab"))
+	root := ""
+	for d := wd; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
+			root = d
+			break
+		}
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if root != "" {
+		cands = append(cands, filepath.Join(root, "..", "shared", "datasets", "nab"), filepath.Join(root, "datasets", "nab"))
+	}
+	cands = append(cands, filepath.Join(wd, "datasets", "nab"))
+	for _, c := range cands {
+		if isCorpus(c) {
+			return filepath.Clean(c)
+		}
+	}
+	return ""
+}
+
+func isCorpus(dir string) bool {
+	if st, err := os.Stat(filepath.Join(dir, "data")); err != nil || !st.IsDir() {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(dir, filepath.FromSlash(nab.WindowsFile)))
+	return err == nil
+}
