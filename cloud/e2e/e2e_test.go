@@ -297,6 +297,47 @@ func runScenario(t *testing.T, agent string, edge []string) {
 	if !ok {
 		t.Fatalf("fleet events list does not show the anomaly (seq %d): %s", e.Seq, out)
 	}
+
+	// The cloud's second stage decides on it: fleet events list carries the
+	// verdict, and the agent's verdict subject has it.
+	var verdict struct {
+		Seq          uint64   `json:"seq"`
+		Verdict      string   `json:"verdict"`
+		VerdictScore *float64 `json:"verdict_score"`
+		VerdictModel string   `json:"verdict_model"`
+	}
+	waitFor(t, ctx, ep, "a verdict on the anomaly in fleet events list", func() bool {
+		out, err := exec.CommandContext(ctx, filepath.Join(binDir, "fleet"), "--nats", natsURL,
+			"events", "list", "--agent", agent, "-o", "json").Output()
+		if err != nil {
+			return false
+		}
+		var evs []json.RawMessage
+		if json.Unmarshal(out, &evs) != nil {
+			return false
+		}
+		for _, raw := range evs {
+			if json.Unmarshal(raw, &verdict) == nil && verdict.Seq == e.Seq && verdict.Verdict != "" {
+				return true
+			}
+		}
+		return false
+	})
+	if (verdict.Verdict != "confirmed" && verdict.Verdict != "rejected") || verdict.VerdictScore == nil || verdict.VerdictModel == "" {
+		t.Fatalf("verdict on the anomaly = %+v", verdict)
+	}
+	vs, err := js.Stream(ctx, names.StreamVerdicts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := vs.GetLastMsgForSubject(ctx, names.VerdictSubject(agent))
+	if err != nil {
+		t.Fatalf("no verdict on %s: %v", names.VerdictSubject(agent), err)
+	}
+	var v wire.Verdict
+	if err := json.Unmarshal(raw.Data, &v); err != nil || v.Agent != agent || v.Decision == "" {
+		t.Fatalf("verdict on %s = %s (%v)", names.VerdictSubject(agent), raw.Data, err)
+	}
 }
 
 func readEvents(t *testing.T, ctx context.Context, js jetstream.JetStream, agent string) []wire.Event {

@@ -27,6 +27,14 @@ const (
 	BucketDesired = "outpost_desired"
 	// ObjectModels is the object store of signed model packages.
 	ObjectModels = "outpost_models"
+	// BucketHWM is the cloud's KV bucket of per-agent high-water marks of
+	// outbox sequence numbers, one key per consumer and agent
+	// ("events.<agent>", "summaries.<agent>", "verdicts.<agent>"), updated
+	// with compare-and-set so that replicas never accept the same seq twice.
+	BucketHWM = "outpost_hwm"
+	// BucketAlertsDead is the cloud's KV bucket of alerts that no sink
+	// accepted after all retries (dead letters), key "<agent>.<seq>".
+	BucketAlertsDead = "outpost_alerts_dead"
 )
 
 // Subject wildcards that the cloud binds its streams and consumers to.

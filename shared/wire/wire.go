@@ -111,8 +111,12 @@ type State struct {
 	OutboxBytes uint64 `json:"outbox_bytes"`
 	// Drops counts outbox records dropped by the full-outbox policy since the
 	// outbox was created.
-	Drops     uint64 `json:"drops"`
-	LastError string `json:"last_error,omitempty"`
+	Drops uint64 `json:"drops"`
+	// DropsByKind splits Drops by what was dropped ("summary", "uncertain",
+	// "anomaly"), so the cloud sees whether the drop policy reached
+	// anomalies.
+	DropsByKind map[string]uint64 `json:"drops_by_kind,omitempty"`
+	LastError   string            `json:"last_error,omitempty"`
 }
 
 // Decision is the cloud's judgement of a forwarded window.
@@ -139,6 +143,9 @@ type Verdict struct {
 	// verdict, in milliseconds.
 	LatencyMS float64   `json:"latency_ms"`
 	Decided   time.Time `json:"decided"`
+	// Reason says why, when the decision was not made by re-scoring the
+	// window (e.g. the event carried no window); empty otherwise.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Duration is a time.Duration that encodes in JSON as a Go duration string

@@ -1,8 +1,10 @@
 // Command outpost-cloud is Outpost's cloud service: it receives edge events
-// from JetStream, keeps the fleet registry and serves the fleet API, a
-// dashboard and metrics.
+// and summaries from JetStream, re-scores them into verdicts, sends
+// confirmed anomalies to a webhook, keeps the fleet registry and serves the
+// fleet API, a dashboard and metrics.
 //
 //	outpost-cloud serve [--data DIR] [--nats-listen HOST:PORT | --nats URL] [--http HOST:PORT]
+//	                    [--webhook URL] [--scorer NAME@VERSION] [--score-threshold X] [--batch N]
 //	outpost-cloud version
 //
 // serve logs "ready" (slog text on stderr) once it accepts requests.
@@ -16,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/outpost-iot/outpost/cloud/internal/service"
 	"github.com/outpost-iot/outpost/shared/buildinfo"
@@ -58,6 +61,12 @@ func serve(args []string) int {
 	fs.StringVar(&cfg.NATSURL, "nats", "", "URL of an external NATS server to use instead of the embedded one")
 	fs.StringVar(&cfg.HTTPListen, "http", "127.0.0.1:8080", "address of the HTTP dashboard, API and /metrics (port 0: any free port)")
 	fs.IntVar(&cfg.RingSize, "ring", 0, "how many latest events to keep in memory for the dashboard (0: default)")
+	fs.IntVar(&cfg.Batch, "batch", 0, "most messages each durable consumer processes as one batch (0: default 1000)")
+	fs.StringVar(&cfg.Scorer, "scorer", "robust-zscore@1", "second-stage scorer (registered name@version)")
+	fs.Float64Var(&cfg.ScoreThreshold, "score-threshold", 0, "second-stage confirm threshold (0: the scorer's default)")
+	fs.StringVar(&cfg.Webhook.URL, "webhook", "", "URL that receives confirmed anomalies as JSON POSTs (empty: no webhook)")
+	fs.IntVar(&cfg.Webhook.MaxAttempts, "webhook-attempts", 5, "webhook POST attempts before an alert is dead-lettered")
+	fs.DurationVar(&cfg.Webhook.Backoff, "webhook-backoff", 500*time.Millisecond, "wait after the first failed webhook POST, doubled after each further failure")
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {

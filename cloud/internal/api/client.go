@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/outpost-iot/outpost/shared/names"
+	"github.com/outpost-iot/outpost/shared/wire"
 )
 
 // Client calls the fleet API over a NATS connection.
@@ -33,6 +34,16 @@ func (c *Client) Events(ctx context.Context, q EventsQuery) ([]Event, error) {
 	}
 	var out []Event
 	return out, c.call(ctx, EndpointEventsList, req, &out)
+}
+
+// Verdicts lists stored verdicts matching q.
+func (c *Client) Verdicts(ctx context.Context, q EventsQuery) ([]wire.Verdict, error) {
+	req, err := json.Marshal(q)
+	if err != nil {
+		return nil, fmt.Errorf("api: encode verdicts query: %w", err)
+	}
+	var out []wire.Verdict
+	return out, c.call(ctx, EndpointVerdicts, req, &out)
 }
 
 // Version asks the service for its version.

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/outpost-iot/outpost/shared/names"
+	"github.com/outpost-iot/outpost/shared/wire"
 )
 
 // DeviceLister lists the fleet registry.
@@ -21,6 +22,11 @@ type DeviceLister interface {
 // EventQuerier answers event queries from the event store.
 type EventQuerier interface {
 	QueryEvents(ctx context.Context, q EventsQuery) ([]Event, error)
+}
+
+// VerdictQuerier answers verdict queries.
+type VerdictQuerier interface {
+	QueryVerdicts(ctx context.Context, q EventsQuery) ([]wire.Verdict, error)
 }
 
 // BadRequestError marks an error caused by the request; the service
@@ -34,6 +40,8 @@ func (e *BadRequestError) Unwrap() error { return e.Err }
 type ServiceConfig struct {
 	Devices DeviceLister
 	Events  EventQuerier
+	// Verdicts answers verdicts.list; nil leaves the endpoint out.
+	Verdicts VerdictQuerier
 	// Version is the service version; it must be semver for micro, so a
 	// non-semver build version is reported in the version endpoint only.
 	Version string
@@ -95,11 +103,15 @@ func StartService(nc *nats.Conn, cfg ServiceConfig) (*Service, error) {
 		}
 		return nil
 	}
-	if err := errors.Join(
+	errs := []error{
 		add("devices_list", EndpointDevicesList, h.devicesList),
 		add("events_list", EndpointEventsList, h.eventsList),
 		add("version", EndpointVersion, h.version),
-	); err != nil {
+	}
+	if cfg.Verdicts != nil {
+		errs = append(errs, add("verdicts_list", EndpointVerdicts, h.verdictsList))
+	}
+	if err := errors.Join(errs...); err != nil {
 		_ = svc.Stop()
 		return nil, err
 	}
@@ -136,6 +148,25 @@ func (h *handlers) eventsList(req micro.Request) error {
 		evs = []Event{}
 	}
 	return req.RespondJSON(evs)
+}
+
+func (h *handlers) verdictsList(req micro.Request) error {
+	var q EventsQuery
+	if data := req.Data(); len(data) > 0 {
+		if err := json.Unmarshal(data, &q); err != nil {
+			return &BadRequestError{fmt.Errorf("verdicts.list: request must be JSON like {\"agent\":\"gw-1\",\"since\":\"15m\",\"limit\":100}: %w", err)}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.QueryTimeout)
+	defer cancel()
+	vs, err := h.cfg.Verdicts.QueryVerdicts(ctx, q)
+	if err != nil {
+		return err
+	}
+	if vs == nil {
+		vs = []wire.Verdict{}
+	}
+	return req.RespondJSON(vs)
 }
 
 func (h *handlers) version(req micro.Request) error {

@@ -5,7 +5,8 @@
 // Endpoints (subject = names.APISubject(endpoint)):
 //
 //	devices.list  request: empty            reply: []Device
-//	events.list   request: EventsQuery JSON reply: []Event
+//	events.list   request: EventsQuery JSON reply: []Event (with verdicts)
+//	verdicts.list request: EventsQuery JSON reply: []wire.Verdict
 //	version       request: empty            reply: VersionInfo
 //
 // Errors are replied with micro's error headers: Nats-Service-Error-Code
@@ -30,6 +31,7 @@ const ServiceName = "outpost"
 const (
 	EndpointDevicesList = "devices.list"
 	EndpointEventsList  = "events.list"
+	EndpointVerdicts    = "verdicts.list"
 	EndpointVersion     = "version"
 )
 
@@ -57,6 +59,39 @@ type Device struct {
 	OutboxDepth uint64            `json:"outbox_depth"`
 	Drops       uint64            `json:"drops"`
 	LastError   string            `json:"last_error,omitempty"`
+	// DropsByKind splits Drops by what was dropped ("summary",
+	// "uncertain", "anomaly"), as the agent reports it.
+	DropsByKind map[string]uint64 `json:"drops_by_kind,omitempty"`
+	// OutboxBytes is the size of what waits in the agent's outbox.
+	OutboxBytes uint64 `json:"outbox_bytes"`
+	// DecodeErrors counts payloads the agent could not decode since start.
+	DecodeErrors uint64 `json:"decode_errors"`
+	// RawBytes and UplinkBytes total, over every summary the cloud accepted
+	// from the agent, the raw reading bytes the agent received and the
+	// bytes it uplinked: the bandwidth the edge saves.
+	RawBytes    uint64 `json:"raw_bytes"`
+	UplinkBytes uint64 `json:"uplink_bytes"`
+	// Summaries counts the summaries accepted from the agent.
+	Summaries uint64 `json:"summaries"`
+	// Streams are per-stream totals and the latest interval, from the
+	// summaries, sorted by stream.
+	Streams []StreamStats `json:"streams,omitempty"`
+}
+
+// StreamStats is what the cloud knows of one stream of an agent from its
+// summaries.
+type StreamStats struct {
+	Stream string `json:"stream"`
+	// Totals over all accepted summaries.
+	Count        uint64 `json:"count"`
+	Anomalies    uint64 `json:"anomalies"`
+	Uncertain    uint64 `json:"uncertain"`
+	Dropped      uint64 `json:"dropped"`
+	DecodeErrors uint64 `json:"decode_errors"`
+	// Latest is the stream's part of the latest summary that mentioned it.
+	Latest wire.StreamSummary `json:"latest"`
+	// LatestTo is the end of that summary's interval.
+	LatestTo time.Time `json:"latest_to"`
 }
 
 // Event is an edge event as the cloud stored it: the wire.Event fields plus
@@ -67,6 +102,16 @@ type Event struct {
 	StreamSeq uint64 `json:"stream_seq"`
 	// Received is when JetStream stored the event.
 	Received time.Time `json:"received"`
+	// Verdict is the cloud's decision on the event ("confirmed",
+	// "rejected"), empty when there is none (yet); only events.list fills
+	// it and the three fields below.
+	Verdict string `json:"verdict,omitempty"`
+	// VerdictScore is the second-stage score of the verdict.
+	VerdictScore *float64 `json:"verdict_score,omitempty"`
+	// VerdictModel is the second-stage scorer, "name@version".
+	VerdictModel string `json:"verdict_model,omitempty"`
+	// VerdictReason says why when the verdict was not made by re-scoring.
+	VerdictReason string `json:"verdict_reason,omitempty"`
 }
 
 // Query defaults and bounds.

@@ -1,22 +1,17 @@
 // Package events ingests edge events from the OUTPOST_EVENTS stream and
 // answers queries about them.
 //
-// Ingest is a durable pull consumer (ConsumerName) that every replica binds
-// to, so replicas share the work like a queue. Each message is acknowledged
-// after it is processed. A per-agent high-water mark of outbox sequence
-// numbers drops duplicates that JetStream's Nats-Msg-Id window
-// (streams.DuplicateWindow) no longer catches. The high-water mark and the
-// ring of latest events are in memory for now, per replica. At start the
-// marks are seeded from the last stored event of each agent when that event
-// was already processed (at or below the durable consumer's ack floor); the
-// ring starts empty. Not caught yet: a duplicate of an agent that had
-// unprocessed events at the restart, a late duplicate lower than the
-// agent's last stored event when that last one was itself a duplicate, and
-// duplicates handled by different replicas. Persisting the marks (e.g. in a
-// KV bucket) closes these.
+// Ingest is an ingest.Consumer (batched durable pull consumer
+// ConsumerName, shared by every replica) with per-agent high-water marks in
+// the KV bucket names.BucketHWM under "events.<agent>": an event is
+// accepted once across all replicas, duplicates that JetStream's Nats-Msg-Id
+// window (streams.DuplicateWindow) no longer catches are dropped and
+// counted, invalid events are terminated and counted. The ring of latest
+// accepted events is in memory, per replica.
 //
 // Queries (QueryEvents) read the stream itself, not memory, so they work
-// after a restart and on every replica.
+// after a restart and on every replica; they join each event with its
+// verdict from OUTPOST_VERDICTS when there is one.
 package events
 
 import (
@@ -30,6 +25,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/outpost-iot/outpost/cloud/internal/api"
+	"github.com/outpost-iot/outpost/cloud/internal/ingest"
 	"github.com/outpost-iot/outpost/cloud/internal/metrics"
 	"github.com/outpost-iot/outpost/shared/names"
 	"github.com/outpost-iot/outpost/shared/wire"
@@ -37,6 +33,9 @@ import (
 
 // ConsumerName is the durable consumer that outpost-cloud replicas share.
 const ConsumerName = "outpost-cloud-events"
+
+// MarkName prefixes the events' high-water-mark keys.
+const MarkName = "events"
 
 // DefaultRingSize is how many latest events are kept for the dashboard.
 const DefaultRingSize = 500
@@ -46,14 +45,18 @@ type Config struct {
 	// RingSize is how many latest events to keep in memory. Default
 	// DefaultRingSize.
 	RingSize int
+	// Batch is the most events processed as one batch; default
+	// ingest.DefaultBatch.
+	Batch int
 	// Metrics receives the counters; required.
 	Metrics *metrics.Metrics
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
-	// OnEvent, if set, is called with each accepted event after it is
-	// recorded and before it is acknowledged.
+	// OnEvent, if set, is called with each accepted event after its mark is
+	// committed and before it is acknowledged. It must not block long; it
+	// is called concurrently for different agents, in seq order per agent.
 	OnEvent func(api.Event)
 }
 
@@ -66,9 +69,8 @@ type Store struct {
 	ring []api.Event // circular, oldest at next when full
 	next int
 	full bool
-	hwm  map[string]uint64
 
-	cc jetstream.ConsumeContext
+	cons *ingest.Consumer
 }
 
 // New returns a Store that reads from js.
@@ -82,131 +84,70 @@ func New(js jetstream.JetStream, cfg Config) *Store {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Store{cfg: cfg, js: js, ring: make([]api.Event, cfg.RingSize), hwm: map[string]uint64{}}
+	return &Store{cfg: cfg, js: js, ring: make([]api.Event, cfg.RingSize)}
 }
 
 // Start creates or updates the durable consumer and starts consuming.
 func (s *Store) Start(ctx context.Context) error {
-	cons, err := s.js.CreateOrUpdateConsumer(ctx, names.StreamEvents, jetstream.ConsumerConfig{
-		Durable:       ConsumerName,
-		Description:   "outpost-cloud: event ingest shared by all replicas",
-		FilterSubject: names.EventsAll,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
-		MaxAckPending: 1000,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
+	cons, err := ingest.Start(ctx, s.js, ingest.Config{
+		Name:       MarkName,
+		Stream:     names.StreamEvents,
+		Durable:    ConsumerName,
+		Filter:     names.EventsAll,
+		SubjectFor: names.EventSubject,
+		Batch:      s.cfg.Batch,
+		Decode:     DecodeItem,
+		Apply:      s.apply,
+		Metrics:    s.cfg.Metrics,
+		Logger:     s.cfg.Logger,
 	})
 	if err != nil {
-		return fmt.Errorf("events: create consumer %s: %w", ConsumerName, err)
+		return fmt.Errorf("events: %w", err)
 	}
-	if err := s.seedMarks(ctx, cons.CachedInfo().AckFloor.Stream); err != nil {
-		return err
-	}
-	cc, err := cons.Consume(s.handle, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		s.cfg.Logger.Warn("event consumer", "err", err)
-	}))
-	if err != nil {
-		return fmt.Errorf("events: consume: %w", err)
-	}
-	s.cc = cc
+	s.cons = cons
 	return nil
 }
 
-// seedMarks sets the high-water marks from the stream so that dedupe
-// survives a restart: for each agent whose last stored event is at or below
-// the consumer's ack floor (already processed), the mark is that event's
-// seq. Agents with unprocessed events start without a mark (their
-// duplicates across the restart are not caught; see the package doc).
-func (s *Store) seedMarks(ctx context.Context, ackFloor uint64) error {
-	if ackFloor == 0 {
-		return nil
-	}
-	stream, err := s.js.Stream(ctx, names.StreamEvents)
-	if err != nil {
-		return fmt.Errorf("events: stream %s: %w", names.StreamEvents, err)
-	}
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(names.EventsAll))
-	if err != nil {
-		return fmt.Errorf("events: stream %s subjects: %w", names.StreamEvents, err)
-	}
-	seeded := 0
-	for subject := range info.State.Subjects {
-		raw, err := stream.GetLastMsgForSubject(ctx, subject)
-		if err != nil {
-			return fmt.Errorf("events: last event on %s: %w", subject, err)
-		}
-		if raw.Sequence > ackFloor {
-			continue
-		}
-		var ev wire.Event
-		if json.Unmarshal(raw.Data, &ev) != nil || ev.Agent == "" {
-			continue
-		}
-		s.mu.Lock()
-		if ev.Seq > s.hwm[ev.Agent] || !hasKey(s.hwm, ev.Agent) {
-			s.hwm[ev.Agent] = ev.Seq
-			seeded++
-		}
-		s.mu.Unlock()
-	}
-	s.cfg.Logger.Info("event high-water marks seeded from the stream", "agents", seeded, "ack_floor", ackFloor)
-	return nil
-}
-
-func hasKey(m map[string]uint64, k string) bool {
-	_, ok := m[k]
-	return ok
-}
-
-// Stop stops consuming and waits for the message being handled.
-func (s *Store) Stop() {
-	if s.cc != nil {
-		s.cc.Drain()
-		<-s.cc.Closed()
-		s.cc = nil
-	}
-}
-
-func (s *Store) handle(msg jetstream.Msg) {
+// DecodeItem is the ingest.Config.Decode of events: the value is an
+// api.Event.
+func DecodeItem(msg jetstream.Msg, _ string) (uint64, any, error) {
 	ev, err := decode(msg)
-	if err != nil {
-		s.cfg.Metrics.EventsInvalid.Inc()
-		s.cfg.Logger.Warn("dropping invalid event", "subject", msg.Subject(), "err", err)
-		if err := msg.Term(); err != nil {
-			s.cfg.Logger.Warn("term invalid event", "err", err)
-		}
-		return
+	return ev.Seq, ev, err
+}
+
+// Stop stops consuming after processing what was delivered.
+func (s *Store) Stop() {
+	if s.cons != nil {
+		s.cons.Stop()
+		s.cons = nil
 	}
-	if s.Accept(ev) {
-		s.cfg.Metrics.EventsReceived.WithLabelValues(string(ev.Kind)).Inc()
+}
+
+func (s *Store) apply(agent string, r ingest.Result) {
+	m := s.cfg.Metrics
+	for _, it := range r.Accepted {
+		ev := it.Value.(api.Event)
+		s.record(ev)
+		m.EventsReceived.WithLabelValues(string(ev.Kind)).Inc()
 		if s.cfg.OnEvent != nil {
 			s.cfg.OnEvent(ev)
 		}
-	} else {
-		s.cfg.Metrics.EventsDuplicate.Inc()
-		s.cfg.Logger.Debug("dropping duplicate event", "agent", ev.Agent, "seq", ev.Seq)
 	}
-	if err := msg.Ack(); err != nil {
-		s.cfg.Logger.Warn("ack event", "agent", ev.Agent, "seq", ev.Seq, "err", err)
+	for _, it := range r.Duplicates {
+		m.EventsDuplicate.Inc()
+		s.cfg.Logger.Debug("dropping duplicate event", "agent", agent, "seq", it.Seq)
 	}
+	m.EventsInvalid.Add(float64(len(r.Invalid)))
 }
 
-// Accept applies the high-water mark: it records ev and returns true when
-// ev.Seq is above the highest sequence seen from ev.Agent, and returns false
-// (a duplicate) otherwise.
-func (s *Store) Accept(ev api.Event) bool {
+func (s *Store) record(ev api.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if last, ok := s.hwm[ev.Agent]; ok && ev.Seq <= last {
-		return false
-	}
-	s.hwm[ev.Agent] = ev.Seq
 	s.ring[s.next] = ev
 	s.next = (s.next + 1) % len(s.ring)
 	if s.next == 0 {
 		s.full = true
 	}
-	return true
 }
 
 // Latest returns up to n of the latest accepted events, newest first.
@@ -227,11 +168,14 @@ func (s *Store) Latest(n int) []api.Event {
 	return out
 }
 
-// HighWaterMark returns the highest sequence accepted from agent.
-func (s *Store) HighWaterMark(agent string) uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.hwm[agent]
+// HighWaterMark returns the highest sequence accepted from agent, as
+// committed in the KV bucket (0 when none).
+func (s *Store) HighWaterMark(ctx context.Context, agent string) (uint64, error) {
+	if s.cons == nil {
+		return 0, errors.New("events: not started")
+	}
+	m, err := s.cons.Mark(ctx, agent)
+	return m.Seq, err
 }
 
 // decode parses an event message and checks it against its subject.
@@ -255,86 +199,4 @@ func decode(msg jetstream.Msg) (api.Event, error) {
 		ev.Received = md.Timestamp.UTC()
 	}
 	return ev, nil
-}
-
-// QueryEvents reads events matching q from the OUTPOST_EVENTS stream with
-// an ephemeral consumer. Duplicates of an agent's sequence numbers within the
-// scanned range are skipped. Events come oldest first; the newest q.Limit are
-// kept. The whole matching range is scanned, which is fine for the walking
-// skeleton but wants an index (or a start sequence) at scale.
-func (s *Store) QueryEvents(ctx context.Context, q api.EventsQuery) ([]api.Event, error) {
-	return Query(ctx, s.js, q, s.cfg.Now())
-}
-
-// Query is QueryEvents on any JetStream context, with now as the reference
-// for relative Since values.
-func Query(ctx context.Context, js jetstream.JetStream, q api.EventsQuery, now time.Time) ([]api.Event, error) {
-	start, err := q.Normalize(now)
-	if err != nil {
-		return nil, &api.BadRequestError{Err: err}
-	}
-	cfg := jetstream.ConsumerConfig{
-		AckPolicy:         jetstream.AckNonePolicy,
-		FilterSubject:     names.EventsAll,
-		InactiveThreshold: time.Minute,
-		MemoryStorage:     true,
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-	}
-	if q.Agent != "" {
-		cfg.FilterSubject = names.EventSubject(q.Agent)
-	}
-	if !start.IsZero() {
-		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
-		st := start.UTC()
-		cfg.OptStartTime = &st
-	}
-	cons, err := js.CreateConsumer(ctx, names.StreamEvents, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("events: query consumer on %s: %w", names.StreamEvents, err)
-	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = js.DeleteConsumer(dctx, names.StreamEvents, cons.CachedInfo().Name)
-	}()
-	pending := cons.CachedInfo().NumPending
-	ring := make([]api.Event, 0, q.Limit)
-	hwm := map[string]uint64{}
-	for pending > 0 {
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("events: query: %w", err)
-		}
-		batch, err := cons.Fetch(int(min(pending, 256)), jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			return nil, fmt.Errorf("events: query fetch: %w", err)
-		}
-		got := 0
-		for msg := range batch.Messages() {
-			got++
-			md, err := msg.Metadata()
-			if err == nil {
-				pending = md.NumPending
-			}
-			ev, err := decode(msg)
-			if err != nil {
-				continue
-			}
-			if last, ok := hwm[ev.Agent]; ok && ev.Seq <= last {
-				continue
-			}
-			hwm[ev.Agent] = ev.Seq
-			if len(ring) == q.Limit {
-				copy(ring, ring[1:])
-				ring = ring[:len(ring)-1]
-			}
-			ring = append(ring, ev)
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return nil, fmt.Errorf("events: query fetch: %w", err)
-		}
-		if got == 0 {
-			break
-		}
-	}
-	return ring, nil
 }

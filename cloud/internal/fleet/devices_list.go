@@ -32,16 +32,21 @@ func newDevicesListCmd(g *globals) *cobra.Command {
 				}
 				return writeJSON(out, devs)
 			}
-			t := newTable(out, "ID", "STATUS", "LAST SEEN", "AGO", "VERSION", "PROFILE", "REV", "OUTBOX", "DROPS")
+			t := newTable(out, "ID", "STATUS", "AGO", "VERSION", "PROFILE", "REV", "MODELS", "OUTBOX", "DROPS", "RAW", "UPLINK", "LAST ERROR")
 			now := time.Now()
 			for _, d := range devs {
 				status := "offline"
 				if d.Online {
 					status = "online"
 				}
-				t.row(d.ID, status, fmtTime(d.LastSeen), now.Sub(d.LastSeen).Round(time.Second).String(),
-					orDash(d.Version), orDash(d.Profile), strconv.FormatInt(d.Revision, 10),
-					strconv.FormatUint(d.OutboxDepth, 10), strconv.FormatUint(d.Drops, 10))
+				ago := "-"
+				if !d.LastSeen.IsZero() {
+					ago = now.Sub(d.LastSeen).Round(time.Second).String()
+				}
+				t.row(d.ID, status, ago,
+					orDash(d.Version), orDash(d.Profile), strconv.FormatInt(d.Revision, 10), orDash(fmtModels(d.Models)),
+					strconv.FormatUint(d.OutboxDepth, 10), strconv.FormatUint(d.Drops, 10),
+					fmtBytes(d.RawBytes), fmtBytes(d.UplinkBytes), orDash(d.LastError))
 			}
 			if len(devs) == 0 {
 				cmd.PrintErrln("no devices yet")

@@ -66,9 +66,13 @@ func writeEvents(cmd *cobra.Command, g *globals, evs []api.Event) error {
 	return t.flush()
 }
 
-var eventHeader = []string{"TS", "AGENT", "SEQ", "STREAM", "KIND", "SCORE", "VALUE", "MODEL"}
+var eventHeader = []string{"TS", "AGENT", "SEQ", "STREAM", "KIND", "SCORE", "VALUE", "MODEL", "VERDICT", "CLOUD SCORE"}
 
 func eventRow(e api.Event) []string {
+	cloud := "-"
+	if e.VerdictScore != nil {
+		cloud = fmtFloat(*e.VerdictScore)
+	}
 	return []string{fmtTime(e.TS), e.Agent, strconv.FormatUint(e.Seq, 10), e.Stream, string(e.Kind),
-		fmtFloat(e.Score), strconv.FormatFloat(e.Value, 'g', -1, 64), orDash(e.Model)}
+		fmtFloat(e.Score), strconv.FormatFloat(e.Value, 'g', -1, 64), orDash(e.Model), orDash(e.Verdict), cloud}
 }

@@ -82,7 +82,7 @@ func newEventsTailCmd(g *globals) *cobra.Command {
 					continue
 				}
 				r := eventRow(e)
-				fmt.Fprintf(out, "%-20s  %-16s  %8s  %-28s  %-9s  %7s  %s\n", r[0], r[1], r[2], r[3], r[4], r[5], strings.Join(r[6:], " "))
+				fmt.Fprintf(out, "%-20s  %-16s  %8s  %-28s  %-9s  %7s  %s\n", r[0], r[1], r[2], r[3], r[4], r[5], strings.Join(r[6:8], " "))
 			}
 		},
 	}

@@ -112,7 +112,8 @@ func TestFleetAgainstLiveService(t *testing.T) {
 	svc, js := startService(t)
 	url := svc.NATSURL()
 	ctx := context.Background()
-	publish(t, js, names.StateSubject("gw-a"), wire.State{Agent: "gw-a", TS: time.Now().UTC(), Heartbeat: wire.Duration(5 * time.Second), Version: "v1.0.0", Profile: "vib"}, "")
+	publish(t, js, names.StateSubject("gw-a"), wire.State{Agent: "gw-a", TS: time.Now().UTC(), Heartbeat: wire.Duration(5 * time.Second), Version: "v1.0.0", Profile: "vib",
+		Models: map[string]string{"sensors/line-gw-a/vib": "vib@2"}, OutboxDepth: 7, Drops: 1, LastError: "uplink: no responders"}, "")
 	publish(t, js, names.EventSubject("gw-a"), event("gw-a", 1), names.MsgID("gw-a", 1))
 	publish(t, js, names.EventSubject("gw-b"), event("gw-b", 1), names.MsgID("gw-b", 1))
 	waitFor(t, "device registered", func() bool { return len(svc.Registry().Devices()) == 1 })
@@ -128,6 +129,10 @@ func TestFleetAgainstLiveService(t *testing.T) {
 	if len(devs) != 1 || devs[0]["id"] != "gw-a" || devs[0]["online"] != true || devs[0]["version"] != "v1.0.0" {
 		t.Errorf("devices = %v", devs)
 	}
+	if m, _ := devs[0]["models"].(map[string]any); m["sensors/line-gw-a/vib"] != "vib@2" || devs[0]["outbox_depth"] != 7.0 ||
+		devs[0]["drops"] != 1.0 || devs[0]["last_error"] != "uplink: no responders" {
+		t.Errorf("device registry fields = %v", devs[0])
+	}
 	if ls, _ := devs[0]["last_seen"].(string); ls == "" {
 		t.Errorf("last_seen missing: %v", devs[0])
 	} else if _, err := time.Parse(time.RFC3339, ls); err != nil {
@@ -135,10 +140,14 @@ func TestFleetAgainstLiveService(t *testing.T) {
 	}
 
 	out, _, err = run(ctx, "--nats", url, "devices", "list")
-	if err != nil || !strings.Contains(out, "gw-a") || !strings.Contains(out, "online") || !strings.HasPrefix(out, "ID") {
+	if err != nil || !strings.Contains(out, "gw-a") || !strings.Contains(out, "online") || !strings.HasPrefix(out, "ID") ||
+		!strings.Contains(out, "sensors/line-gw-a/vib=vib@2") || !strings.Contains(out, "uplink: no responders") {
 		t.Errorf("devices list table = %q, %v", out, err)
 	}
 
+	// Both events are re-scored; wait for the verdicts (no window: the
+	// edge kind decides, so both are confirmed).
+	waitFor(t, "verdicts", func() bool { return len(svc.Verdicts().Latest(0)) == 2 })
 	out, _, err = run(ctx, "--nats", url, "events", "list", "--agent", "gw-b", "--since", "1h", "--limit", "10", "-o", "json")
 	if err != nil {
 		t.Fatalf("events list: %v", err)
@@ -148,12 +157,23 @@ func TestFleetAgainstLiveService(t *testing.T) {
 		t.Fatalf("events list JSON: %v\n%s", err, out)
 	}
 	if len(evs) != 1 || evs[0]["agent"] != "gw-b" || evs[0]["seq"] != 1.0 || evs[0]["kind"] != "anomaly" ||
-		evs[0]["score"] != 0.97 || evs[0]["ts"] != "2026-05-06T07:08:09Z" || evs[0]["stream"] != "sensors/line-gw-b/vib" {
+		evs[0]["score"] != 0.97 || evs[0]["ts"] != "2026-05-06T07:08:09Z" || evs[0]["stream"] != "sensors/line-gw-b/vib" ||
+		evs[0]["verdict"] != "confirmed" || evs[0]["verdict_score"] != 0.97 || evs[0]["verdict_model"] != "robust-zscore@1" {
 		t.Errorf("events = %v", evs)
 	}
 	out, _, err = run(ctx, "--nats", url, "events", "list")
 	if err != nil || strings.Count(out, "sensors/line-") != 2 {
 		t.Errorf("events list table = %q, %v", out, err)
+	}
+
+	out, _, err = run(ctx, "--nats", url, "verdicts", "list", "--agent", "gw-a", "-o", "json")
+	var vs []map[string]any
+	if err != nil || json.Unmarshal([]byte(out), &vs) != nil || len(vs) != 1 || vs[0]["agent"] != "gw-a" || vs[0]["decision"] != "confirmed" {
+		t.Errorf("verdicts list = %q, %v", out, err)
+	}
+	out, _, err = run(ctx, "--nats", url, "verdicts", "list")
+	if err != nil || !strings.Contains(out, "DECISION") || strings.Count(out, "robust-zscore@1") != 2 {
+		t.Errorf("verdicts list table = %q, %v", out, err)
 	}
 
 	out, _, err = run(ctx, "--nats", url, "version", "-o", "json")

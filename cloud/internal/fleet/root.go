@@ -47,7 +47,7 @@ func NewRoot() *cobra.Command {
 	g := &globals{}
 	root := &cobra.Command{
 		Use:           "fleet",
-		Short:         "Manage an Outpost fleet: devices, events",
+		Short:         "Manage an Outpost fleet: devices, events, verdicts",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
@@ -70,6 +70,8 @@ func NewRoot() *cobra.Command {
 	devices.AddCommand(newDevicesListCmd(g))
 	events := &cobra.Command{Use: "events", Short: "Anomalies and uncertain readings from the edge"}
 	events.AddCommand(newEventsListCmd(g), newEventsTailCmd(g))
-	root.AddCommand(devices, events, newVersionCmd(g))
+	verdicts := &cobra.Command{Use: "verdicts", Short: "The cloud's second-stage decisions on forwarded events"}
+	verdicts.AddCommand(newVerdictsListCmd(g))
+	root.AddCommand(devices, events, verdicts, newVersionCmd(g))
 	return root
 }

@@ -6,6 +6,10 @@
 // agent and then following new ones, so each replica has the full registry
 // in memory and rebuilds it after a restart.
 //
+// Bandwidth and per-stream figures come from the summaries' totals, which
+// the summaries consumer commits in the KV bucket names.BucketHWM; every
+// replica watches the "summaries.*" keys, so all show the same totals.
+//
 // Online rule: an agent is online when now - LastSeen <= 3 x its stated
 // heartbeat interval (DefaultHeartbeat, 15s, when it states none). LastSeen
 // is when JetStream stored the state message, not the agent's own clock, so
@@ -23,7 +27,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/outpost-iot/outpost/cloud/internal/api"
+	"github.com/outpost-iot/outpost/cloud/internal/ingest"
 	"github.com/outpost-iot/outpost/cloud/internal/metrics"
+	"github.com/outpost-iot/outpost/cloud/internal/summaries"
 	"github.com/outpost-iot/outpost/shared/names"
 	"github.com/outpost-iot/outpost/shared/wire"
 )
@@ -55,8 +61,11 @@ type Registry struct {
 
 	mu      sync.Mutex
 	devices map[string]entry
+	totals  map[string]summaries.Totals
 
-	cc jetstream.ConsumeContext
+	cc      jetstream.ConsumeContext
+	watcher jetstream.KeyWatcher
+	done    chan struct{}
 }
 
 // New returns an empty registry.
@@ -67,7 +76,7 @@ func New(cfg Config) *Registry {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Registry{cfg: cfg, devices: map[string]entry{}}
+	return &Registry{cfg: cfg, devices: map[string]entry{}, totals: map[string]summaries.Totals{}}
 }
 
 // SetMetrics sets the metrics the registry counts into; call before Start.
@@ -89,15 +98,56 @@ func (r *Registry) Start(ctx context.Context, js jetstream.JetStream) error {
 		return fmt.Errorf("registry: consume %s: %w", names.StreamState, err)
 	}
 	r.cc = cc
+	kv, err := js.KeyValue(ctx, names.BucketHWM)
+	if err != nil {
+		return fmt.Errorf("registry: KV bucket %s: %w", names.BucketHWM, err)
+	}
+	w, err := kv.Watch(context.Background(), ingest.Key(summaries.MarkName, "*"))
+	if err != nil {
+		return fmt.Errorf("registry: watch summary totals: %w", err)
+	}
+	r.watcher = w
+	r.done = make(chan struct{})
+	go r.watchTotals()
 	return nil
 }
 
-// Stop stops following the stream.
+func (r *Registry) watchTotals() {
+	defer close(r.done)
+	prefix := summaries.MarkName + "."
+	for e := range r.watcher.Updates() {
+		if e == nil || e.Operation() != jetstream.KeyValuePut || len(e.Key()) <= len(prefix) {
+			continue
+		}
+		t, err := summaries.DecodeMark(e.Value())
+		if err != nil {
+			r.cfg.Logger.Warn("registry: summary totals", "key", e.Key(), "err", err)
+			continue
+		}
+		r.mu.Lock()
+		r.totals[e.Key()[len(prefix):]] = t
+		r.mu.Unlock()
+	}
+}
+
+// ObserveTotals sets the summary totals of agent.
+func (r *Registry) ObserveTotals(agent string, t summaries.Totals) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.totals[agent] = t
+}
+
+// Stop stops following the stream and the totals.
 func (r *Registry) Stop() {
 	if r.cc != nil {
 		r.cc.Stop()
 		<-r.cc.Closed()
 		r.cc = nil
+	}
+	if r.watcher != nil {
+		_ = r.watcher.Stop()
+		<-r.done
+		r.watcher = nil
 	}
 }
 
@@ -158,29 +208,45 @@ func (r *Registry) Devices() []api.Device {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := make([]api.Device, 0, len(r.devices))
+	for id, t := range r.totals {
+		if _, ok := r.devices[id]; !ok {
+			out = append(out, withTotals(api.Device{ID: id}, t))
+		}
+	}
 	for id, e := range r.devices {
 		st := e.state
-		out = append(out, api.Device{
-			ID:          id,
-			Online:      Online(now, e.lastSeen, time.Duration(st.Heartbeat)),
-			LastSeen:    e.lastSeen,
-			Heartbeat:   st.Heartbeat,
-			Version:     st.Version,
-			Profile:     st.Profile,
-			Revision:    st.Revision,
-			Group:       st.Group,
-			Started:     st.Started,
-			Models:      st.Models,
-			Readings:    st.Readings,
-			Anomalies:   st.Anomalies,
-			Uncertain:   st.Uncertain,
-			OutboxDepth: st.OutboxDepth,
-			Drops:       st.Drops,
-			LastError:   st.LastError,
-		})
+		out = append(out, withTotals(api.Device{
+			ID:           id,
+			Online:       Online(now, e.lastSeen, time.Duration(st.Heartbeat)),
+			LastSeen:     e.lastSeen,
+			Heartbeat:    st.Heartbeat,
+			Version:      st.Version,
+			Profile:      st.Profile,
+			Revision:     st.Revision,
+			Group:        st.Group,
+			Started:      st.Started,
+			Models:       st.Models,
+			Readings:     st.Readings,
+			Anomalies:    st.Anomalies,
+			Uncertain:    st.Uncertain,
+			OutboxDepth:  st.OutboxDepth,
+			Drops:        st.Drops,
+			LastError:    st.LastError,
+			OutboxBytes:  st.OutboxBytes,
+			DecodeErrors: st.DecodeErrors,
+			DropsByKind:  st.DropsByKind,
+		}, r.totals[id]))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+func withTotals(d api.Device, t summaries.Totals) api.Device {
+	d.RawBytes, d.UplinkBytes, d.Summaries = t.RawBytes, t.UplinkBytes, t.Summaries
+	if len(t.Streams) > 0 {
+		d.Streams = t.StreamList()
+	}
+	return d
 }
 
 // OnlineCount returns how many devices are online now.

@@ -1,6 +1,7 @@
 // Package service assembles outpost-cloud: the embedded or external NATS
-// server, the streams, event ingest, the device registry, the NATS API and
-// the HTTP side. Start brings everything up; Stop shuts it down in reverse
+// server, the streams, event and summary ingest, the second stage
+// (verdicts), alert sinks, the device registry, the NATS API and the HTTP
+// side. Start brings everything up; Stop shuts it down in reverse
 // order (consumers and API, HTTP, the NATS connection, then the embedded
 // server).
 package service
@@ -17,14 +18,19 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/outpost-iot/outpost/cloud/internal/alerts"
 	"github.com/outpost-iot/outpost/cloud/internal/api"
 	"github.com/outpost-iot/outpost/cloud/internal/events"
 	"github.com/outpost-iot/outpost/cloud/internal/httpui"
 	"github.com/outpost-iot/outpost/cloud/internal/metrics"
 	"github.com/outpost-iot/outpost/cloud/internal/natsembed"
 	"github.com/outpost-iot/outpost/cloud/internal/registry"
+	"github.com/outpost-iot/outpost/cloud/internal/scorer"
 	"github.com/outpost-iot/outpost/cloud/internal/streams"
+	"github.com/outpost-iot/outpost/cloud/internal/summaries"
+	"github.com/outpost-iot/outpost/cloud/internal/verdicts"
 	"github.com/outpost-iot/outpost/shared/buildinfo"
+	"github.com/outpost-iot/outpost/shared/wire"
 )
 
 // Config configures the service. The zero value runs an embedded NATS
@@ -50,6 +56,24 @@ type Config struct {
 	Now func() time.Time
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// Batch is the most messages each durable consumer processes as one
+	// batch; default ingest.DefaultBatch.
+	Batch int
+	// Scorer is the registered name of the second-stage scorer; default
+	// scorer.RobustZName.
+	Scorer string
+	// ScoreThreshold is the scorer's confirm threshold; 0 means the
+	// scorer's default.
+	ScoreThreshold float64
+	// OnEvent, if set, is called with each event this replica accepts
+	// (concurrently for different agents; in seq order per agent).
+	OnEvent func(api.Event)
+	// OnVerdict, if set, is called with each verdict this replica decides
+	// (concurrently for different agents).
+	OnVerdict func(api.Event, wire.Verdict)
+	// Webhook configures the webhook alert sink; an empty URL means none.
+	// Metrics and Logger are filled in by the service.
+	Webhook alerts.Config
 }
 
 func (c *Config) fill() {
@@ -68,6 +92,9 @@ func (c *Config) fill() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.Scorer == "" {
+		c.Scorer = scorer.RobustZName
+	}
 }
 
 // Service is a running outpost-cloud.
@@ -79,6 +106,10 @@ type Service struct {
 	metrics  *metrics.Metrics
 	registry *registry.Registry
 	events   *events.Store
+	sums     *summaries.Consumer
+	stage    *verdicts.Stage
+	feed     *verdicts.Feed
+	webhook  *alerts.Webhook
 	api      *api.Service
 	httpSrv  *http.Server
 	httpLn   net.Listener
@@ -133,15 +164,36 @@ func Start(ctx context.Context, cfg Config) (s *Service, err error) {
 	if err = s.registry.Start(ctx, s.js); err != nil {
 		return s, err
 	}
-	s.events = events.New(s.js, events.Config{RingSize: cfg.RingSize, Metrics: s.metrics, Logger: log, Now: cfg.Now})
+	s.events = events.New(s.js, events.Config{RingSize: cfg.RingSize, Batch: cfg.Batch, Metrics: s.metrics, Logger: log, Now: cfg.Now, OnEvent: cfg.OnEvent})
 	if err = s.events.Start(ctx); err != nil {
 		return s, err
 	}
+	if s.sums, err = summaries.Start(ctx, s.js, summaries.Config{Batch: cfg.Batch, Metrics: s.metrics, Logger: log}); err != nil {
+		return s, err
+	}
+	sc, err := scorer.NewRegistry().New(cfg.Scorer, scorer.Options{Threshold: cfg.ScoreThreshold})
+	if err != nil {
+		return s, fmt.Errorf("service: second-stage scorer: %w", err)
+	}
+	if s.stage, err = verdicts.Start(ctx, s.js, verdicts.Config{Scorer: sc, Batch: cfg.Batch, Now: cfg.Now, Metrics: s.metrics, Logger: log, OnVerdict: cfg.OnVerdict}); err != nil {
+		return s, err
+	}
+	if s.feed, err = verdicts.StartFeed(ctx, s.js, 0, log); err != nil {
+		return s, err
+	}
+	if cfg.Webhook.URL != "" {
+		wcfg := cfg.Webhook
+		wcfg.Metrics, wcfg.Logger = s.metrics, log
+		if s.webhook, err = alerts.StartWebhook(ctx, s.js, wcfg); err != nil {
+			return s, err
+		}
+	}
 	s.api, err = api.StartService(s.nc, api.ServiceConfig{
-		Devices: s.registry,
-		Events:  s.events,
-		Version: buildinfo.String(),
-		Logger:  log,
+		Devices:  s.registry,
+		Events:   s.events,
+		Verdicts: s.events,
+		Version:  buildinfo.String(),
+		Logger:   log,
 		Observe: func(endpoint string, failed bool) {
 			outcome := "ok"
 			if failed {
@@ -159,8 +211,9 @@ func Start(ctx context.Context, cfg Config) (s *Service, err error) {
 	}
 	s.httpSrv = &http.Server{
 		Handler: httpui.Handler(httpui.Sources{
-			Devices: s.registry.Devices,
-			Latest:  s.events.Latest,
+			Devices:  s.registry.Devices,
+			Latest:   s.events.Latest,
+			Verdicts: s.feed.Latest,
 			Healthy: func() error {
 				if !s.nc.IsConnected() {
 					return errors.New("not connected to NATS")
@@ -189,6 +242,15 @@ func (s *Service) Registry() *registry.Registry { return s.registry }
 // Events is the event store.
 func (s *Service) Events() *events.Store { return s.events }
 
+// Metrics are the service's metrics.
+func (s *Service) Metrics() *metrics.Metrics { return s.metrics }
+
+// JetStream is the service's JetStream context.
+func (s *Service) JetStream() jetstream.JetStream { return s.js }
+
+// Verdicts is the feed of latest verdicts.
+func (s *Service) Verdicts() *verdicts.Feed { return s.feed }
+
 // Stop shuts the service down: API and consumers, HTTP, the NATS
 // connection, then the embedded server. It is safe on a partly started
 // service, and safe to call more than once.
@@ -201,8 +263,20 @@ func (s *Service) stop() {
 			log.Warn("stop api", "err", err)
 		}
 	}
+	if s.webhook != nil {
+		s.webhook.Stop()
+	}
+	if s.stage != nil {
+		s.stage.Stop()
+	}
+	if s.sums != nil {
+		s.sums.Stop()
+	}
 	if s.events != nil {
 		s.events.Stop()
+	}
+	if s.feed != nil {
+		s.feed.Stop()
 	}
 	if s.registry != nil {
 		s.registry.Stop()

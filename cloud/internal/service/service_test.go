@@ -186,8 +186,8 @@ func TestIngestDedupeOfflineAndRestart(t *testing.T) {
 	if got := testutil.ToFloat64(m.EventsReceived.WithLabelValues("anomaly")); got != 2 {
 		t.Errorf("anomalies received = %v, want 2", got)
 	}
-	if hwm := svc.Events().HighWaterMark("gw-1"); hwm != 3 {
-		t.Errorf("high-water mark = %d, want 3", hwm)
+	if hwm, err := svc.Events().HighWaterMark(ctx, "gw-1"); hwm != 3 || err != nil {
+		t.Errorf("high-water mark = %d, %v; want 3", hwm, err)
 	}
 	latest := svc.Events().Latest(10)
 	if len(latest) != 3 || latest[0].Seq != 3 || latest[2].Seq != 1 {
@@ -256,13 +256,16 @@ func TestIngestDedupeOfflineAndRestart(t *testing.T) {
 	})
 	// The durable consumer resumes after the acknowledged events.
 	a2 := newAgent(t, svc2.NATSURL(), "gw-1")
-	if hwm := svc2.Events().HighWaterMark("gw-1"); hwm != 3 {
-		t.Errorf("high-water mark after restart = %d, want 3 (seeded from the stream)", hwm)
+	if hwm, err := svc2.Events().HighWaterMark(ctx, "gw-1"); hwm != 3 || err != nil {
+		t.Errorf("high-water mark after restart = %d, %v; want 3 (from the KV bucket)", hwm, err)
 	}
 	// Outside the Msg-Id window and across the restart: still a duplicate.
 	a2.event(3, wire.KindAnomaly, "gw-1:3:after-restart")
 	a2.event(4, wire.KindAnomaly, names.MsgID("gw-1", 4))
-	waitFor(t, "event 4 after restart", func() bool { return svc2.Events().HighWaterMark("gw-1") == 4 })
+	waitFor(t, "event 4 after restart", func() bool {
+		hwm, _ := svc2.Events().HighWaterMark(ctx, "gw-1")
+		return hwm == 4
+	})
 	if got := testutil.ToFloat64(svc2.metrics.EventsDuplicate); got != 1 {
 		t.Errorf("duplicates after restart = %v, want 1", got)
 	}

@@ -57,8 +57,8 @@ func Configs() []jetstream.StreamConfig {
 	}
 }
 
-// Ensure creates or updates every stream, the desired-state bucket and the
-// model object store.
+// Ensure creates or updates every stream, the desired-state, high-water-mark
+// and dead-letter buckets and the model object store.
 func Ensure(ctx context.Context, js jetstream.JetStream) error {
 	for _, cfg := range Configs() {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
@@ -72,6 +72,14 @@ func Ensure(ctx context.Context, js jetstream.JetStream) error {
 		Storage:     jetstream.FileStorage,
 	}); err != nil {
 		return fmt.Errorf("streams: create or update KV bucket %s: %w", names.BucketDesired, err)
+	}
+	for _, kv := range []jetstream.KeyValueConfig{
+		{Bucket: names.BucketHWM, Description: "Outpost: per-agent high-water marks of outbox sequence numbers, per consumer", History: 1, Storage: jetstream.FileStorage},
+		{Bucket: names.BucketAlertsDead, Description: "Outpost: alerts no sink accepted after all retries", History: 1, Storage: jetstream.FileStorage},
+	} {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, kv); err != nil {
+			return fmt.Errorf("streams: create or update KV bucket %s: %w", kv.Bucket, err)
+		}
 	}
 	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket:      names.ObjectModels,

@@ -1,0 +1,651 @@
+// Package ingest runs outpost-cloud's batched durable pull consumers with
+// per-agent high-water marks of outbox sequence numbers kept in the KV
+// bucket names.BucketHWM.
+//
+// Every replica binds to the same durable consumer, so JetStream hands each
+// message to one replica at a time. A replica takes what the pull consumer
+// has buffered (up to Config.Batch messages) as one batch, groups it by
+// agent (in stream order) and, for each agent, does one compare-and-set on
+// the agent's mark (key "<Config.Name>.<agent>") for the whole batch:
+//
+//   - a message whose stream sequence is at or below the mark's SSeq was
+//     already committed (a redelivery after a lost ack): acknowledged, not
+//     processed again;
+//   - a message whose outbox seq is at or below the mark's Seq is a
+//     duplicate (the agent republished it after JetStream's Nats-Msg-Id
+//     window): counted and dropped;
+//   - the rest are accepted: Config.Prepare may compute a new per-agent
+//     state that is written with the mark, then the mark is written with
+//     compare-and-set on its KV revision, then Config.Apply sees the
+//     accepted messages, then they are acknowledged.
+//
+// A message is therefore accepted once across all replicas: two replicas
+// holding the same message race on the same revision and the loser re-reads
+// the mark and finds the message committed.
+//
+// Per-agent order. Duplicates are recognised by stream order (the agent
+// publishes in seq order, so a duplicate is a message whose seq is not above
+// every earlier message of the agent in the stream). Replicas process
+// batches in parallel, so a replica may hold later messages of an agent
+// while another still holds earlier ones; committing first would make the
+// earlier ones look like duplicates. Before committing, a replica checks
+// that the agent's messages it holds are contiguous in the stream and
+// start right after the mark: within a clean run (first deliveries with
+// consecutive consumer sequence numbers, so nobody else was handed a
+// message in between) that holds without asking; otherwise it looks up the
+// agent's next message in the stream (a direct get by subject, after the
+// mark's SSeq and the consumer's ack floor). Messages that must wait are
+// held back and retried every few milliseconds; the replica holding the
+// earliest message of an agent always makes progress. After DefaultMaxHold
+// they are negatively acknowledged (their predecessor may be with a replica
+// that died; it comes back after the ack wait).
+//
+// Agents of one batch are processed concurrently (their lookups and
+// compare-and-sets overlap); one agent's messages are handled in order by
+// one goroutine. Decode, Prepare and Apply are called concurrently for
+// different agents.
+//
+// Config.Prepare must be idempotent: after a lost compare-and-set it is
+// called again with the winner's state for what is still to accept (the
+// second stage publishes verdicts with a Nats-Msg-Id for this reason). A
+// replica that dies between commit and ack loses nothing: the redelivered
+// messages are recognised as committed.
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/outpost-iot/outpost/cloud/internal/metrics"
+	"github.com/outpost-iot/outpost/shared/names"
+)
+
+// Defaults.
+const (
+	DefaultBatch      = 1000
+	DefaultAckWait    = 5 * time.Second
+	DefaultDeferDelay = 25 * time.Millisecond
+	// DefaultMaxHold is how long a message is held back for order before it
+	// is negatively acknowledged (its predecessor may be with a replica that
+	// died; it comes back after the ack wait).
+	DefaultMaxHold = 2 * time.Second
+	// retryInterval is how often held messages are retried when nothing
+	// new arrives.
+	retryInterval = 2 * time.Millisecond
+	// agentConcurrency bounds the agents of one batch processed at once.
+	agentConcurrency = 32
+	// maxCASAttempts bounds the compare-and-set retries of one agent in one
+	// batch before its messages are deferred.
+	maxCASAttempts = 8
+)
+
+// Mark is the value kept per consumer and agent in names.BucketHWM.
+type Mark struct {
+	// Seq is the highest outbox sequence accepted from the agent.
+	Seq uint64 `json:"seq"`
+	// Seen is true once any message was accepted (Seq 0 is a valid seq).
+	Seen bool `json:"seen,omitempty"`
+	// SSeq is the stream sequence of the agent's last committed message
+	// (accepted, duplicate or invalid).
+	SSeq uint64 `json:"sseq"`
+	// State is the consumer's per-agent state (e.g. summary totals).
+	State json.RawMessage `json:"state,omitempty"`
+}
+
+// Item is one message of a batch.
+type Item struct {
+	Msg   jetstream.Msg
+	Agent string
+	// Seq is the outbox sequence number the message carries.
+	Seq uint64
+	// SSeq is the message's stream sequence.
+	SSeq uint64
+	// Value is what Config.Decode returned.
+	Value any
+	// Err is the decode error of an invalid message.
+	Err error
+	// run identifies the clean run the message arrived in (see process).
+	run uint64
+	// heldSince is when the message was first held back for order.
+	heldSince time.Time
+}
+
+// Result is what one commit decided for one agent's messages of a batch.
+type Result struct {
+	Accepted   []Item
+	Duplicates []Item
+	Invalid    []Item
+	// State is the state written with the mark.
+	State json.RawMessage
+}
+
+// Config configures a Consumer. Name, Stream, Durable, Filter, SubjectFor
+// and Decode are required.
+type Config struct {
+	// Name labels metrics and prefixes the mark keys ("<Name>.<agent>").
+	Name string
+	// Stream, Durable and Filter select the durable consumer.
+	Stream, Durable, Filter string
+	// SubjectFor returns the subject an agent's messages are on.
+	SubjectFor func(agent string) string
+	// Batch is the most messages processed as one batch. Default
+	// DefaultBatch.
+	Batch int
+	// AckWait is the consumer's ack wait. Default DefaultAckWait.
+	AckWait time.Duration
+	// DeferDelay is the redelivery delay of messages held back for order.
+	// Default DefaultDeferDelay.
+	DeferDelay time.Duration
+	// Decode parses a message of agent and returns its outbox seq and value.
+	Decode func(msg jetstream.Msg, agent string) (seq uint64, value any, err error)
+	// Prepare, if set, computes the agent's new state from its previous
+	// state and the accepted items, before the commit. It must be
+	// idempotent. It may replace the Value of accepted items; Apply sees
+	// the replacements. An error defers the agent's messages.
+	Prepare func(ctx context.Context, agent string, state json.RawMessage, accepted []Item) (json.RawMessage, error)
+	// Apply, if set, is called after the commit and before the acks.
+	Apply func(agent string, r Result)
+	// Metrics receives the counters; required.
+	Metrics *metrics.Metrics
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+type cached struct {
+	mark Mark
+	rev  uint64
+	// run is the clean run of the last committed message when every
+	// message of the agent up to it was handled here; 0 when unknown.
+	run uint64
+}
+
+// Consumer is a running batched durable consumer.
+type Consumer struct {
+	cfg    Config
+	kv     jetstream.KeyValue
+	stream jetstream.Stream
+	cons   jetstream.Consumer
+	cc     jetstream.ConsumeContext
+	ch     chan jetstream.Msg
+	done   chan struct{}
+
+	// Used by the loop goroutine and the per-agent goroutines it starts;
+	// mu guards marks, held, ackFloor and floorAt.
+	mu       sync.Mutex
+	marks    map[string]cached
+	ackFloor uint64
+	floorAt  time.Time
+	held     []Item // held back for order, retried with the next batch
+	runID    uint64 // current clean run
+	prevCS   uint64 // consumer sequence of the last first delivery; 0 after a redelivery
+}
+
+// Key returns the mark key of agent for the consumer called name.
+func Key(name, agent string) string { return name + "." + agent }
+
+// Start creates or updates the durable consumer and starts consuming.
+func Start(ctx context.Context, js jetstream.JetStream, cfg Config) (*Consumer, error) {
+	if cfg.Batch <= 0 {
+		cfg.Batch = DefaultBatch
+	}
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = DefaultAckWait
+	}
+	if cfg.DeferDelay <= 0 {
+		cfg.DeferDelay = DefaultDeferDelay
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	c := &Consumer{cfg: cfg, marks: map[string]cached{}, done: make(chan struct{})}
+	var err error
+	if c.kv, err = js.KeyValue(ctx, names.BucketHWM); err != nil {
+		return nil, fmt.Errorf("ingest %s: KV bucket %s: %w", cfg.Name, names.BucketHWM, err)
+	}
+	if c.stream, err = js.Stream(ctx, cfg.Stream); err != nil {
+		return nil, fmt.Errorf("ingest %s: stream %s: %w", cfg.Name, cfg.Stream, err)
+	}
+	c.cons, err = js.CreateOrUpdateConsumer(ctx, cfg.Stream, jetstream.ConsumerConfig{
+		Durable:       cfg.Durable,
+		Description:   "outpost-cloud: " + cfg.Name + ", shared by all replicas",
+		FilterSubject: cfg.Filter,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxAckPending: cfg.Batch * 8,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ingest %s: create consumer %s on %s: %w", cfg.Name, cfg.Durable, cfg.Stream, err)
+	}
+	c.ackFloor = c.cons.CachedInfo().AckFloor.Stream
+	c.floorAt = time.Now()
+	c.ch = make(chan jetstream.Msg, cfg.Batch*2)
+	c.cc, err = c.cons.Consume(func(m jetstream.Msg) { c.ch <- m },
+		jetstream.PullMaxMessages(cfg.Batch*2),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			cfg.Logger.Debug("ingest consumer", "consumer", cfg.Name, "err", err)
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("ingest %s: consume: %w", cfg.Name, err)
+	}
+	go c.loop()
+	return c, nil
+}
+
+// Stop stops pulling, processes and acknowledges what was already
+// delivered, and returns when done.
+func (c *Consumer) Stop() {
+	if c.cc == nil {
+		return
+	}
+	c.cc.Drain()
+	<-c.cc.Closed()
+	close(c.ch)
+	<-c.done
+	c.cc = nil
+}
+
+// Mark reads the committed mark of agent.
+func (c *Consumer) Mark(ctx context.Context, agent string) (Mark, error) {
+	m, _, err := loadMark(ctx, c.kv, Key(c.cfg.Name, agent))
+	return m, err
+}
+
+func loadMark(ctx context.Context, kv jetstream.KeyValue, key string) (Mark, uint64, error) {
+	e, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Mark{}, 0, nil
+	}
+	if err != nil {
+		return Mark{}, 0, fmt.Errorf("read mark %s: %w", key, err)
+	}
+	var m Mark
+	if err := json.Unmarshal(e.Value(), &m); err != nil {
+		return Mark{}, 0, fmt.Errorf("decode mark %s: %w", key, err)
+	}
+	return m, e.Revision(), nil
+}
+
+func (c *Consumer) loop() {
+	defer close(c.done)
+	batch := make([]jetstream.Msg, 0, c.cfg.Batch)
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	for {
+		batch = batch[:0]
+		if len(c.held) == 0 {
+			m, ok := <-c.ch
+			if !ok {
+				return
+			}
+			batch = append(batch, m)
+		} else {
+			retry.Reset(retryInterval)
+			select {
+			case m, ok := <-c.ch:
+				if !ok {
+					// Stopping: hand what is held to the other replicas.
+					for _, it := range c.held {
+						_ = it.Msg.Nak()
+					}
+					c.count("deferred", len(c.held))
+					return
+				}
+				batch = append(batch, m)
+			case <-retry.C:
+			}
+			retry.Stop()
+		}
+	fill:
+		for len(batch) < c.cfg.Batch {
+			select {
+			case m, ok := <-c.ch:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		c.process(batch)
+	}
+}
+
+func (c *Consumer) count(outcome string, n int) {
+	if n > 0 {
+		c.cfg.Metrics.IngestMessages.WithLabelValues(c.cfg.Name, outcome).Add(float64(n))
+	}
+}
+
+func (c *Consumer) process(batch []jetstream.Msg) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	groups := map[string][]Item{}
+	var order []string
+	for _, it := range c.held {
+		if _, ok := groups[it.Agent]; !ok {
+			order = append(order, it.Agent)
+		}
+		groups[it.Agent] = append(groups[it.Agent], it)
+	}
+	c.held = c.held[:0]
+	for _, m := range batch {
+		agent, err := names.AgentFromSubject(m.Subject())
+		md, merr := m.Metadata()
+		if err != nil || merr != nil {
+			c.count("invalid", 1)
+			c.cfg.Logger.Warn("ingest: message without agent or metadata", "consumer", c.cfg.Name, "subject", m.Subject())
+			_ = m.Term()
+			continue
+		}
+		// A clean run is a stretch of first deliveries with consecutive
+		// consumer sequences: nobody else was handed a message in between,
+		// so within a run an agent's messages are contiguous in the stream.
+		cs := md.Sequence.Consumer
+		if md.NumDelivered != 1 || c.prevCS == 0 || cs != c.prevCS+1 {
+			c.runID++
+		}
+		c.prevCS = cs
+		if md.NumDelivered != 1 {
+			c.prevCS = 0
+		}
+		it := Item{Msg: m, Agent: agent, SSeq: md.Sequence.Stream, run: c.runID}
+		if _, ok := groups[agent]; !ok {
+			order = append(order, agent)
+		}
+		groups[agent] = append(groups[agent], it)
+	}
+	// Agents are independent: their round trips (lookups, compare-and-set,
+	// verdict publishes) overlap.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, agentConcurrency)
+	for _, agent := range order {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			c.processAgent(ctx, agent, groups[agent])
+		}()
+	}
+	wg.Wait()
+	if len(batch) == 0 {
+		return
+	}
+	c.cfg.Metrics.IngestBatches.WithLabelValues(c.cfg.Name).Inc()
+	c.cfg.Metrics.IngestBatchSize.WithLabelValues(c.cfg.Name).Observe(float64(len(batch)))
+	c.cfg.Metrics.IngestBatchDuration.WithLabelValues(c.cfg.Name).Observe(time.Since(start).Seconds())
+}
+
+// hold keeps items for the next round: an earlier message of their agent
+// is with another replica, which commits it soon. Items held longer than
+// DefaultMaxHold are negatively acknowledged instead.
+func (c *Consumer) hold(items []Item) {
+	now := time.Now()
+	for _, it := range items {
+		if it.heldSince.IsZero() {
+			it.heldSince = now
+			c.count("held", 1)
+		} else if now.Sub(it.heldSince) > DefaultMaxHold {
+			c.deferItems([]Item{it})
+			continue
+		}
+		c.mu.Lock()
+		c.held = append(c.held, it)
+		c.mu.Unlock()
+	}
+}
+
+func (c *Consumer) getMark(agent string) (cached, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cm, ok := c.marks[agent]
+	return cm, ok
+}
+
+func (c *Consumer) setMark(agent string, cm cached) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.marks[agent] = cm
+}
+
+func (c *Consumer) dropMark(agent string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.marks, agent)
+}
+
+func (c *Consumer) deferItems(items []Item) {
+	for _, it := range items {
+		_ = it.Msg.NakWithDelay(c.cfg.DeferDelay)
+	}
+	c.count("deferred", len(items))
+}
+
+func (c *Consumer) processAgent(ctx context.Context, agent string, items []Item) {
+	key := Key(c.cfg.Name, agent)
+	for i := range items {
+		if items[i].heldSince.IsZero() { // held items were decoded before
+			items[i].Seq, items[i].Value, items[i].Err = c.cfg.Decode(items[i].Msg, agent)
+		}
+	}
+	// Stream order; a second copy of one message (redelivered while the
+	// first waited here) goes back for later.
+	sort.SliceStable(items, func(i, j int) bool { return items[i].SSeq < items[j].SSeq })
+	uniq := items[:0]
+	for i, it := range items {
+		if i > 0 && it.SSeq == items[i-1].SSeq {
+			c.deferItems([]Item{it})
+			continue
+		}
+		uniq = append(uniq, it)
+	}
+	items = uniq
+	cm, fresh := c.getMark(agent)
+	fresh = !fresh
+	if fresh {
+		m, rev, err := loadMark(ctx, c.kv, key)
+		if err != nil {
+			c.cfg.Logger.Warn("ingest: read mark", "consumer", c.cfg.Name, "agent", agent, "err", err)
+			c.deferItems(items)
+			return
+		}
+		cm = cached{mark: m, rev: rev}
+	}
+	for attempt := 0; attempt < maxCASAttempts; attempt++ {
+		rest := items[:0:0]
+		for _, it := range items {
+			if it.SSeq <= cm.mark.SSeq {
+				_ = it.Msg.Ack()
+				c.count("redelivered", 1)
+				continue
+			}
+			rest = append(rest, it)
+		}
+		items = rest
+		if len(items) == 0 {
+			c.setMark(agent, cm)
+			return
+		}
+		n, err := c.contiguous(ctx, agent, cm, items)
+		if err != nil {
+			c.cfg.Logger.Warn("ingest: order check", "consumer", c.cfg.Name, "agent", agent, "err", err)
+		}
+		if n == 0 && err == nil && !fresh {
+			// The cached mark may be stale (another replica committed
+			// since): read it again before holding messages back.
+			m, rev, err := loadMark(ctx, c.kv, key)
+			if err == nil {
+				cm, fresh = cached{mark: m, rev: rev}, true
+				continue
+			}
+		}
+		if n == 0 {
+			cm.run = 0
+			c.setMark(agent, cm)
+			if err != nil {
+				c.deferItems(items)
+			} else {
+				c.hold(items)
+			}
+			return
+		}
+		commit, later := items[:n], items[n:]
+		var r Result
+		next := cm.mark
+		for _, it := range commit {
+			switch {
+			case it.Err != nil:
+				r.Invalid = append(r.Invalid, it)
+			case next.Seen && it.Seq <= next.Seq:
+				r.Duplicates = append(r.Duplicates, it)
+			default:
+				next.Seq, next.Seen = it.Seq, true
+				r.Accepted = append(r.Accepted, it)
+			}
+		}
+		next.SSeq = commit[n-1].SSeq
+		if c.cfg.Prepare != nil && len(r.Accepted) > 0 {
+			state, err := c.cfg.Prepare(ctx, agent, cm.mark.State, r.Accepted)
+			if err != nil {
+				c.cfg.Logger.Warn("ingest: prepare", "consumer", c.cfg.Name, "agent", agent, "err", err)
+				cm.run = 0
+				c.setMark(agent, cm)
+				c.deferItems(items)
+				return
+			}
+			next.State = state
+		}
+		r.State = next.State
+		data, err := json.Marshal(next)
+		if err != nil {
+			c.cfg.Logger.Error("ingest: encode mark", "err", err)
+			c.deferItems(items)
+			return
+		}
+		var rev uint64
+		if cm.rev == 0 {
+			rev, err = c.kv.Create(ctx, key, data)
+		} else {
+			rev, err = c.kv.Update(ctx, key, data, cm.rev)
+		}
+		if err == nil {
+			run := commit[n-1].run
+			if len(later) > 0 {
+				run = 0
+			}
+			c.setMark(agent, cached{mark: next, rev: rev, run: run})
+			if c.cfg.Apply != nil {
+				c.cfg.Apply(agent, r)
+			}
+			for _, it := range r.Accepted {
+				_ = it.Msg.Ack()
+			}
+			for _, it := range r.Duplicates {
+				_ = it.Msg.Ack()
+			}
+			for _, it := range r.Invalid {
+				c.cfg.Logger.Warn("ingest: dropping invalid message", "consumer", c.cfg.Name, "subject", it.Msg.Subject(), "err", it.Err)
+				_ = it.Msg.Term()
+			}
+			c.count("accepted", len(r.Accepted))
+			c.count("duplicate", len(r.Duplicates))
+			c.count("invalid", len(r.Invalid))
+			c.hold(later)
+			return
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			c.cfg.Logger.Warn("ingest: write mark", "consumer", c.cfg.Name, "agent", agent, "err", err)
+			c.dropMark(agent)
+			c.deferItems(items)
+			return
+		}
+		// Another replica moved the mark: re-read and decide again.
+		c.cfg.Metrics.HWMConflicts.WithLabelValues(c.cfg.Name).Inc()
+		m, rev, err := loadMark(ctx, c.kv, key)
+		if err != nil {
+			c.cfg.Logger.Warn("ingest: re-read mark", "consumer", c.cfg.Name, "agent", agent, "err", err)
+			c.dropMark(agent)
+			c.deferItems(items)
+			return
+		}
+		cm, fresh = cached{mark: m, rev: rev}, true
+	}
+	c.dropMark(agent)
+	c.deferItems(items)
+}
+
+// contiguous returns how many of items (sorted by stream sequence, all
+// above the mark) can be committed now: the first must be the agent's next
+// message in the stream after the mark, and each further one the next after
+// its predecessor. Within a clean run that holds without asking the server;
+// across runs it is checked with a direct lookup of the agent's next
+// message.
+func (c *Consumer) contiguous(ctx context.Context, agent string, cm cached, items []Item) (int, error) {
+	if cm.run == 0 || items[0].run != cm.run {
+		first, err := c.isNext(ctx, agent, cm.mark.SSeq, items[0].SSeq)
+		if err != nil || !first {
+			return 0, err
+		}
+	}
+	subject := c.cfg.SubjectFor(agent)
+	for n := 1; n < len(items); n++ {
+		if items[n].run == items[n-1].run {
+			continue
+		}
+		raw, err := c.stream.GetMsg(ctx, items[n-1].SSeq+1, jetstream.WithGetMsgSubject(subject))
+		if err != nil {
+			return n, fmt.Errorf("look up next message of %s after %d: %w", agent, items[n-1].SSeq, err)
+		}
+		if raw.Sequence != items[n].SSeq {
+			return n, nil
+		}
+	}
+	return len(items), nil
+}
+
+// isNext reports whether the agent's first uncommitted message in the
+// stream is the one at stream sequence first, i.e. no earlier message of the
+// agent after the mark is still in flight (on another replica, or waiting
+// for redelivery).
+func (c *Consumer) isNext(ctx context.Context, agent string, markSSeq, first uint64) (bool, error) {
+	for refreshed := false; ; refreshed = true {
+		c.mu.Lock()
+		floor, floorAt := c.ackFloor, c.floorAt
+		c.mu.Unlock()
+		from := max(markSSeq, floor) + 1
+		if first <= from {
+			return true, nil
+		}
+		raw, err := c.stream.GetMsg(ctx, from, jetstream.WithGetMsgSubject(c.cfg.SubjectFor(agent)))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return true, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("look up next message of %s after %d: %w", agent, from-1, err)
+		}
+		if raw.Sequence >= first {
+			return true, nil
+		}
+		// An earlier message exists. It is in flight unless it was
+		// acknowledged since we last read the consumer's ack floor.
+		if refreshed || time.Since(floorAt) < 20*time.Millisecond {
+			return false, nil
+		}
+		info, err := c.cons.Info(ctx)
+		if err != nil {
+			return false, fmt.Errorf("consumer info: %w", err)
+		}
+		c.mu.Lock()
+		c.ackFloor, c.floorAt = info.AckFloor.Stream, time.Now()
+		c.mu.Unlock()
+	}
+}
