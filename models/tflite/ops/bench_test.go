@@ -118,3 +118,23 @@ func BenchmarkPersonDetectConvStackParallel(b *testing.B) {
 	defer SetWorkers(0)
 	BenchmarkPersonDetectConvStack(b)
 }
+
+// BenchmarkPersonDetectConvStackGo is the stack with the Go kernels only
+// (weights packed with the SIMD kernels off), for the speed-up of the
+// assembly kernels in the same run.
+func BenchmarkPersonDetectConvStackGo(b *testing.B) {
+	old := useSIMD
+	useSIMD = false
+	defer func() { useSIMD = old }()
+	BenchmarkPersonDetectConvStack(b)
+}
+
+// BenchmarkPersonDetectConvStackBaseSIMD is the stack with the base SIMD
+// kernels only (amd64: AVX2 without the AVX-512 ones; arm64: NEON without
+// SDOT).
+func BenchmarkPersonDetectConvStackBaseSIMD(b *testing.B) {
+	old := useDot
+	useDot = false
+	defer func() { useDot = old }()
+	BenchmarkPersonDetectConvStack(b)
+}

@@ -61,12 +61,14 @@ type ConvParams struct {
 	ScratchInt64   int
 	ScratchFloat32 int
 
-	folded  []int32 // bias + InputOffset*sum(filter) per output channel
-	packed  []int64 // filter packed by packTriples
-	qs      []chanQ // per-channel requantization
-	im2col  bool    // int8 fast path needs an im2col pass
-	tapOffF []int32 // depthwise: InputOffset*filter per tap and channel
-	dwT     []int8  // depthwise 3x3: filter transposed to [channel][tap]
+	folded  []int32   // bias + InputOffset*sum(filter) per output channel
+	packed  []int64   // filter packed by packTriples
+	qs      []chanQ   // per-channel requantization
+	im2col  bool      // int8 fast path needs an im2col pass
+	tapOffF []int32   // depthwise: InputOffset*filter per tap and channel
+	dwT     []int8    // depthwise 3x3: filter transposed to [channel][tap]
+	sg      *simdGemm // SIMD GEMM weights (nil: use the Go kernel)
+	sdw     *simdDW   // SIMD 3x3 depthwise weights (nil: use the Go kernel)
 }
 
 func (o *ConvOptions) norm() (sh, sw, dh, dw int) {
@@ -186,9 +188,16 @@ func (p *ConvParams) PrecomputeInt8(filter []int8, bias []int32) {
 	}
 	p.packed = packTriples(filter, p.OutC, k)
 	p.qs = makeChanQ(p.OutMult, p.OutShift)
+	if int8Range(p.ActMin, p.ActMax) {
+		p.sg = newSimdGemm(filter[:p.OutC*k], p.OutC, k, p.folded, p.qs)
+	}
 }
 
 // requant8 is the int8 output stage of conv/depthwise/FC.
+// int8Range reports whether an activation clamp lies in int8's range (the
+// SIMD kernels' packing saturates to it; int8 ops always satisfy this).
+func int8Range(lo, hi int32) bool { return lo >= -128 && hi <= 127 && lo <= hi }
+
 func requant8(acc, mult int32, shift int, off, lo, hi int32) int8 {
 	acc = MultiplyByQuantizedMultiplier(acc, mult, shift) + off
 	if acc < lo {
@@ -221,7 +230,7 @@ func Conv2DInt8(p *ConvParams, in, filter []int8, bias []int32, out []int8, scra
 			im2colInt8(p, src, buf)
 			src = buf
 		}
-		runSplit(task{kind: taskGemm, a: src, k: k, n: p.OutC, pk: p.packed, folded: p.folded, qs: p.qs,
+		runSplit(task{kind: taskGemm, a: src, k: k, n: p.OutC, pk: p.packed, sg: p.sg, folded: p.folded, qs: p.qs,
 			off: p.OutputOffset, lo: p.ActMin, hi: p.ActMax, out: out[b*outSize : (b+1)*outSize]},
 			rows, rows*k*p.OutC, 2, nil)
 	}

@@ -1,6 +1,10 @@
 package ops
 
-import "fmt"
+import (
+	"encoding/binary"
+	"fmt"
+	"unsafe"
+)
 
 // PrepareDepthwiseConv2D prepares a DEPTHWISE_CONV_2D. in is NHWC, filter
 // [1, KH, KW, InC*DepthMultiplier], out NHWC. q is nil for float32.
@@ -75,6 +79,9 @@ func (p *ConvParams) PrecomputeDepthwiseInt8(filter []int8, bias []int32) {
 			}
 		}
 		p.packed = packTriples(ft, p.OutC, taps)
+		if int8Range(p.ActMin, p.ActMax) {
+			p.sg = newSimdGemmWide(ft, p.OutC, taps, p.folded, p.qs)
+		}
 	}
 	if p.KH == 3 && p.KW == 3 && p.DilationH == 1 && p.DilationW == 1 {
 		p.dwT = make([]int8, 9*p.OutC)
@@ -82,6 +89,11 @@ func (p *ConvParams) PrecomputeDepthwiseInt8(filter []int8, bias []int32) {
 			for oc := 0; oc < p.OutC; oc++ {
 				p.dwT[oc*9+t] = filter[t*p.OutC+oc]
 			}
+		}
+		// Depth multiplier 1, or one input channel (run as depth multiplier
+		// 1 over the input repeated OutC times, see depthwisePaddedRows).
+		if (p.DepthMultiplier == 1 || p.InC == 1) && int8Range(p.ActMin, p.ActMax) {
+			p.sdw = newSimdDW(filter[:9*p.OutC], p.OutC, p.folded, p.qs)
 		}
 	}
 }
@@ -95,7 +107,9 @@ func DepthwiseConv2DInt8(p *ConvParams, in, filter []int8, bias []int32, out []i
 		depthwiseInt8Ref(p, in, filter, bias, out)
 		return
 	}
-	if p.packed != nil {
+	if p.packed != nil && (p.sdw == nil || ((p.OutW-1)*p.StrideW+3)*p.OutC > dwPadRowLimit) {
+		// One input channel, unless the SIMD depthwise kernel takes it
+		// (padded rows of the repeated input fit its buffer).
 		depthwiseOneChannel(p, in, out)
 		return
 	}
@@ -117,6 +131,10 @@ func depthwiseRows(p *ConvParams, in, filter, out []int8, acc []int32, b, oy0, o
 	off, lo, hi := p.OutputOffset, p.ActMin, p.ActMax
 	rowLen := p.InW * p.InC
 	inB := in[b*p.InH*rowLen : (b+1)*p.InH*rowLen]
+	if p.sdw != nil {
+		depthwiseRowsSIMD(p, inB, out, b, oy0, oy1)
+		return
+	}
 	fast3 := p.dwT != nil && p.DepthMultiplier == 1
 	var patch [3 * 3 * dwPatchMaxC]int8 // a border pixel's taps, zero-point padded
 	for oy := oy0; oy < oy1; oy++ {
@@ -156,6 +174,173 @@ func depthwiseRows(p *ConvParams, in, filter, out []int8, acc []int32, b, oy0, o
 	}
 }
 
+// depthwiseRowsSIMD is depthwiseRows for a 3x3 depth-multiplier-1
+// convolution with SIMD weights. For each output row it lays out the three
+// input rows it reads, padded with the input zero point on every side the
+// image lacks (exact with the folded bias: the zero point contributes
+// nothing, as the reference skips those taps), and runs the kernel over the
+// whole row at once. Rows too wide for the stack buffer go pixel by pixel.
+func depthwiseRowsSIMD(p *ConvParams, inB, out []int8, b, oy0, oy1 int) {
+	c := p.OutC
+	if p.OutW <= 0 {
+		return
+	}
+	wp := (p.OutW-1)*p.StrideW + 3 // padded row width, in pixels
+	if wp*c > dwPadRowLimit {
+		depthwisePixelsSIMD(p, inB, out, b, oy0, oy1)
+		return
+	}
+	if 3*wp*c <= simdSmallBuf*4 {
+		var rows [simdSmallBuf * 4]int8
+		depthwisePaddedRows(p, rows[:3*wp*c], inB, out, b, oy0, oy1)
+		return
+	}
+	var rows [3 * dwPadRowMax]int8
+	depthwisePaddedRows(p, rows[:3*wp*c], inB, out, b, oy0, oy1)
+}
+
+// depthwisePaddedRows runs depthwiseRowsSIMD with pr (3 padded rows) as
+// its buffer.
+func depthwisePaddedRows(p *ConvParams, pr []int8, inB, out []int8, b, oy0, oy1 int) {
+	c := p.OutC
+	wp := len(pr) / (3 * c)
+	d := p.sdw
+	off, lo, hi := p.OutputOffset, p.ActMin, p.ActMax
+	rowLen := p.InW * p.InC
+	zp := int8(-p.InputOffset)
+	if p.InC == 1 && c > 1 {
+		depthwiseRepeatedRows(p, pr, inB, out, b, oy0, oy1)
+		return
+	}
+	// Columns of the padded row: input columns -PadW .. wp-1-PadW.
+	left := min(p.PadW, wp)              // zero-point columns on the left
+	mid := max(0, min(p.InW, wp-p.PadW)) // image columns copied
+	for oy := oy0; oy < oy1; oy++ {
+		iy0 := oy*p.StrideH - p.PadH
+		for ky := 0; ky < 3; ky++ {
+			dst := pr[ky*wp*c : (ky+1)*wp*c]
+			iy := iy0 + ky
+			if iy < 0 || iy >= p.InH {
+				fillI8(dst, zp)
+				continue
+			}
+			fillI8(dst[:left*c], zp)
+			copy(dst[left*c:(left+mid)*c], inB[iy*rowLen:iy*rowLen+mid*c])
+			fillI8(dst[(left+mid)*c:], zp)
+		}
+		o := ((b*p.OutH + oy) * p.OutW) * c
+		d.run(pr, wp*c, p.StrideW*c, p.OutW, off, lo, hi, out[o:o+p.OutW*c])
+	}
+}
+
+// depthwiseRepeatedRows is depthwisePaddedRows for one input channel and
+// OutC outputs: each padded row holds every input value repeated OutC
+// times, so that output channel oc reads its input at channel oc, as a
+// depth-multiplier-1 convolution does.
+func depthwiseRepeatedRows(p *ConvParams, pr []int8, inB, out []int8, b, oy0, oy1 int) {
+	c := p.OutC
+	wp := len(pr) / (3 * c)
+	d := p.sdw
+	zp := int8(-p.InputOffset)
+	bs := unsafe.Slice((*byte)(unsafe.Pointer(&pr[0])), len(pr))
+	for oy := oy0; oy < oy1; oy++ {
+		iy0 := oy*p.StrideH - p.PadH
+		for ky := 0; ky < 3; ky++ {
+			dst := pr[ky*wp*c : (ky+1)*wp*c]
+			iy := iy0 + ky
+			if iy < 0 || iy >= p.InH {
+				fillI8(dst, zp)
+				continue
+			}
+			row := inB[iy*p.InW : (iy+1)*p.InW]
+			for x := 0; x < wp; x++ {
+				v := zp
+				if ix := x - p.PadW; ix >= 0 && ix < len(row) {
+					v = row[ix]
+				}
+				if c == 8 {
+					binary.LittleEndian.PutUint64(bs[(ky*wp+x)*8:], uint64(uint8(v))*0x0101010101010101)
+				} else {
+					fillI8(dst[x*c:(x+1)*c], v)
+				}
+			}
+		}
+		o := ((b*p.OutH + oy) * p.OutW) * c
+		d.run(pr, wp*c, p.StrideW*c, p.OutW, p.OutputOffset, p.ActMin, p.ActMax, out[o:o+p.OutW*c])
+	}
+}
+
+// fillI8 sets every element of dst to v (doubling copies when long).
+func fillI8(dst []int8, v int8) {
+	if len(dst) <= 64 {
+		for i := range dst {
+			dst[i] = v
+		}
+		return
+	}
+	dst[0] = v
+	for n := 1; n < len(dst); n *= 2 {
+		copy(dst[n:], dst[:n])
+	}
+}
+
+// dwPadRowMax bounds the bytes of one padded input row of
+// depthwiseRowsSIMD (three of them live on the stack).
+const dwPadRowMax = 8192
+
+// dwPadRowLimit is dwPadRowMax, lowered by tests to cover
+// depthwisePixelsSIMD.
+var dwPadRowLimit = dwPadRowMax
+
+// depthwisePixelsSIMD is depthwiseRowsSIMD for wide rows: the runs of
+// output pixels whose taps are all inside the image go to the kernel at
+// once; border pixels go one by one through a zero-point-padded patch.
+func depthwisePixelsSIMD(p *ConvParams, inB, out []int8, b, oy0, oy1 int) {
+	c := p.OutC
+	d := p.sdw
+	off, lo, hi := p.OutputOffset, p.ActMin, p.ActMax
+	rowLen := p.InW * c
+	step := p.StrideW * c
+	zp := int8(-p.InputOffset)
+	// Interior columns: ox*StrideW-PadW >= 0 and ox*StrideW-PadW+3 <= InW.
+	xl := (p.PadW + p.StrideW - 1) / p.StrideW
+	xh := 0
+	if p.InW-3+p.PadW >= 0 {
+		xh = min((p.InW-3+p.PadW)/p.StrideW+1, p.OutW)
+	}
+	var patch [3 * 3 * dwPatchMaxC]int8
+	for oy := oy0; oy < oy1; oy++ {
+		iy0 := oy*p.StrideH - p.PadH
+		rowIn := iy0 >= 0 && iy0+3 <= p.InH
+		o := out[((b*p.OutH+oy)*p.OutW)*c : ((b*p.OutH+oy)*p.OutW+p.OutW)*c]
+		for ox := 0; ox < p.OutW; ox++ {
+			if rowIn && ox == xl && xh > xl {
+				s := iy0*rowLen + (ox*p.StrideW-p.PadW)*c
+				d.run(inB[s:], rowLen, step, xh-xl, off, lo, hi, o[ox*c:xh*c])
+				ox = xh - 1
+				continue
+			}
+			ix0 := ox*p.StrideW - p.PadW
+			pt := patch[:9*c]
+			for ky := 0; ky < 3; ky++ {
+				iy := iy0 + ky
+				for kx := 0; kx < 3; kx++ {
+					ix := ix0 + kx
+					dst := pt[(ky*3+kx)*c : (ky*3+kx+1)*c]
+					if iy < 0 || iy >= p.InH || ix < 0 || ix >= p.InW {
+						for i := range dst {
+							dst[i] = zp
+						}
+					} else {
+						copy(dst, inB[iy*rowLen+ix*c:iy*rowLen+ix*c+c])
+					}
+				}
+			}
+			d.run(pt, 3*c, 0, 1, off, lo, hi, o[ox*c:ox*c+c])
+		}
+	}
+}
+
 // dwPatchMaxC bounds the channels of the 3x3 border-pixel patch buffer.
 const dwPatchMaxC = 512
 
@@ -171,6 +356,10 @@ const (
 // the image hold the input zero point, exact with the folded bias) times
 // the packed [OutC][taps] filter.
 func depthwiseOneChannel(p *ConvParams, in, out []int8) {
+	if p.sg != nil {
+		depthwiseOneChannelSIMD(p, in, out)
+		return
+	}
 	var buf [patchBuf]int8
 	taps := p.KH * p.KW
 	per := patchBuf / taps // pixels per GEMM call
@@ -200,6 +389,55 @@ func depthwiseOneChannel(p *ConvParams, in, out []int8) {
 				}
 				o := ((b*p.OutH+oy)*p.OutW + ox0) * c
 				gemmPacked(buf[:t], ox1-ox0, taps, p.packed, c, p.folded, p.qs, p.OutputOffset, p.ActMin, p.ActMax, out[o:o+(ox1-ox0)*c])
+			}
+		}
+	}
+}
+
+// depthwiseOneChannelSIMD is depthwiseOneChannel with the patches gathered
+// straight into the SIMD GEMM's int16 rows (zero-padded to its k step).
+func depthwiseOneChannelSIMD(p *ConvParams, in, out []int8) {
+	var buf [patchBuf]int16
+	g := p.sg
+	kpad := g.kpad
+	per := patchBuf / kpad &^ 3 // pixels per GEMM call, a multiple of 4
+	zp := int16(-p.InputOffset)
+	c := p.OutC
+	for b := 0; b < p.Batches; b++ {
+		inB := in[b*p.InH*p.InW : (b+1)*p.InH*p.InW]
+		for oy := 0; oy < p.OutH; oy++ {
+			iy0 := oy*p.StrideH - p.PadH
+			rowIn := iy0 >= 0 && iy0+(p.KH-1)*p.DilationH < p.InH
+			for ox0 := 0; ox0 < p.OutW; ox0 += per {
+				ox1 := minInt(p.OutW, ox0+per)
+				for ox := ox0; ox < ox1; ox++ {
+					ix0 := ox*p.StrideW - p.PadW
+					row := buf[(ox-ox0)*kpad : (ox-ox0+1)*kpad]
+					if rowIn && p.KW == 3 && p.DilationW == 1 && ix0 >= 0 && ix0+3 <= p.InW {
+						for ky := 0; ky < p.KH; ky++ {
+							s := inB[(iy0+p.DilationH*ky)*p.InW+ix0:]
+							s = s[:3]
+							d := row[3*ky : 3*ky+3]
+							d[0], d[1], d[2] = int16(s[0]), int16(s[1]), int16(s[2])
+						}
+						continue
+					}
+					t := 0
+					for ky := 0; ky < p.KH; ky++ {
+						iy := iy0 + p.DilationH*ky
+						for kx := 0; kx < p.KW; kx++ {
+							ix := ix0 + p.DilationW*kx
+							if iy < 0 || iy >= p.InH || ix < 0 || ix >= p.InW {
+								row[t] = zp
+							} else {
+								row[t] = int16(inB[iy*p.InW+ix])
+							}
+							t++
+						}
+					}
+				}
+				o := ((b*p.OutH+oy)*p.OutW + ox0) * c
+				g.runWide(buf[:], ox1-ox0, p.OutputOffset, p.ActMin, p.ActMax, out[o:o+(ox1-ox0)*c])
 			}
 		}
 	}

@@ -32,6 +32,7 @@ type FCParams struct {
 	folded    []int32
 	packed    []int64
 	qs        []chanQ
+	sg        *simdGemm
 }
 
 // PrepareFullyConnected prepares a FULLY_CONNECTED. in is any shape whose
@@ -95,12 +96,19 @@ func (p *FCParams) PrecomputeInt8(filter []int8, bias []int32) {
 	}
 	p.packed = packTriples(filter, p.Units, p.Depth)
 	p.qs = makeChanQ(p.OutMult, p.OutShift)
+	if int8Range(p.ActMin, p.ActMax) {
+		p.sg = newSimdGemm(filter[:p.Units*p.Depth], p.Units, p.Depth, p.folded, p.qs)
+	}
 }
 
 // FullyConnectedInt8 is FULLY_CONNECTED with int8 input/filter/output and
 // int32 bias (may be nil), bit-exact with TFLM's
 // reference_integer_ops::FullyConnected (and FullyConnectedPerChannel).
 func FullyConnectedInt8(p *FCParams, in, filter []int8, bias []int32, out []int8) {
+	if p.sg != nil {
+		p.sg.run(in[:p.Batches*p.Depth], p.Batches, p.OutputOff, p.ActMin, p.ActMax, out[:p.Batches*p.Units])
+		return
+	}
 	if p.folded != nil {
 		gemmPacked(in[:p.Batches*p.Depth], p.Batches, p.Depth, p.packed, p.Units,
 			p.folded, p.qs, p.OutputOff, p.ActMin, p.ActMax, out[:p.Batches*p.Units])

@@ -516,10 +516,10 @@ func TestGemmChunks(t *testing.T) {
 // TestParallelSplit reruns the conv and depthwise checks with every
 // convolution split across the helper goroutines.
 func TestParallelSplit(t *testing.T) {
-	old := parallelMinMACs
-	parallelMinMACs = 0
+	old, oldSIMD := parallelMinMACs, parallelMinMACsSIMD
+	parallelMinMACs, parallelMinMACsSIMD = 0, 0
 	SetWorkers(3)
-	defer func() { parallelMinMACs = old; SetWorkers(0) }()
+	defer func() { parallelMinMACs, parallelMinMACsSIMD = old, oldSIMD; SetWorkers(0) }()
 	t.Run("conv", TestConv2DInt8)
 	t.Run("depthwise", TestDepthwiseConv2DInt8)
 	t.Run("person_detect", TestGoldenPersonDetect)
