@@ -30,7 +30,13 @@ const (
 	DefaultOutboxMaxBytes  = 64 << 20
 	DefaultDataDir         = "/var/lib/outpost-edge"
 	DefaultNATSURL         = "nats://127.0.0.1:4222"
+	DefaultStreamPrefix    = "{topic}"
+	DefaultVideoBucket     = time.Second
 )
+
+// DefaultVideoClasses are the object classes the video decoder counts by
+// default (COCO names); other classes are counted as "other".
+var DefaultVideoClasses = []string{"person", "car", "bicycle", "motorcycle", "bus", "truck"}
 
 // Profile is one firmware profile.
 type Profile struct {
@@ -108,8 +114,33 @@ type Embedded struct {
 type Topic struct {
 	// Filter is an MQTT topic filter, e.g. "sensors/+/+".
 	Filter string `yaml:"filter"`
-	// Decoder names the payload decoder. Default "json".
+	// Decoder names the payload decoder: "json", "senml" (RFC 8428 SenML
+	// JSON packs) or "video" (per-frame object detections turned into
+	// per-camera features). Default "json".
 	Decoder string `yaml:"decoder"`
+	// StreamPrefix (senml and video decoders) is a template for the start of
+	// the stream ids: "{topic}" is the MQTT topic, and for the video decoder
+	// "{camera}" is the payload's camera id. SenML streams are
+	// <prefix>/<resolved name>, video streams <prefix>/<feature>. Default
+	// "{topic}".
+	StreamPrefix string `yaml:"stream_prefix"`
+	// Video configures the video decoder (only with decoder "video").
+	// Default: all defaults.
+	Video *Video `yaml:"video"`
+}
+
+// Video configures the video decoder: per-camera features per time bucket.
+type Video struct {
+	// Bucket is the length of a feature bucket. Default 1s.
+	Bucket time.Duration `yaml:"bucket"`
+	// Classes each get a count_<class> feature; other classes are counted
+	// as count_other. Default DefaultVideoClasses.
+	Classes []string `yaml:"classes"`
+	// FrameWidth and FrameHeight, in pixels, normalise box areas and
+	// centres when a payload does not give its frame size. Default 0
+	// (unknown: pixels).
+	FrameWidth  int `yaml:"frame_width"`
+	FrameHeight int `yaml:"frame_height"`
 }
 
 // NATS is the uplink.
@@ -227,8 +258,26 @@ func (p Profile) Defaults() Profile {
 		p.MQTT.Topics = append([]Topic(nil), p.MQTT.Topics...)
 	}
 	for i := range p.MQTT.Topics {
-		if p.MQTT.Topics[i].Decoder == "" {
-			p.MQTT.Topics[i].Decoder = DefaultDecoder
+		t := &p.MQTT.Topics[i]
+		if t.Decoder == "" {
+			t.Decoder = DefaultDecoder
+		}
+		if t.StreamPrefix == "" && (t.Decoder == "senml" || t.Decoder == "video") {
+			t.StreamPrefix = DefaultStreamPrefix
+		}
+		if t.Decoder == "video" {
+			var v Video
+			if t.Video != nil {
+				v = *t.Video
+			}
+			if v.Bucket == 0 {
+				v.Bucket = DefaultVideoBucket
+			}
+			if v.Classes == nil {
+				v.Classes = DefaultVideoClasses
+			}
+			v.Classes = append([]string{}, v.Classes...) // [] stays "no classes"
+			t.Video = &v
 		}
 	}
 	if p.NATS.URL == "" {

@@ -5,13 +5,14 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/outpost-iot/outpost/shared/names"
 )
 
 // Decoders are the payload decoder names the schema accepts. The edge agent
 // registers a decoder under each.
-var Decoders = []string{"json"}
+var Decoders = []string{"json", "senml", "video"}
 
 // Scorers are the scorer names the schema accepts.
 var Scorers = []string{"zscore"}
@@ -101,6 +102,7 @@ func (v *validator) check(p Profile) {
 		if !contains(Decoders, t.Decoder) {
 			v.add(path+".decoder", "unknown decoder %q (known: %s)", t.Decoder, strings.Join(Decoders, ", "))
 		}
+		v.checkDecoderOptions(path, t)
 	}
 
 	v.checkURL("nats.url", p.NATS.URL, "nats", "tls", "ws", "wss")
@@ -147,6 +149,109 @@ func (v *validator) check(p Profile) {
 	if p.Metrics.Listen != "" {
 		v.checkAddr("metrics.listen", p.Metrics.Listen)
 	}
+}
+
+// checkDecoderOptions checks a topic's stream_prefix and video options.
+func (v *validator) checkDecoderOptions(path string, t Topic) {
+	switch t.Decoder {
+	case "senml":
+		if err := checkStreamPrefix(t.StreamPrefix, "topic"); err != nil {
+			v.add(path+".stream_prefix", "%v", err)
+		}
+	case "video":
+		if err := checkStreamPrefix(t.StreamPrefix, "topic", "camera"); err != nil {
+			v.add(path+".stream_prefix", "%v", err)
+		}
+	default:
+		if t.StreamPrefix != "" {
+			v.add(path+".stream_prefix", "only the senml and video decoders take a stream prefix")
+		}
+	}
+	if t.Video == nil {
+		return
+	}
+	vp := path + ".video"
+	if t.Decoder != "video" {
+		v.add(vp, "only the video decoder takes video options (decoder is %q)", t.Decoder)
+		return
+	}
+	vo := t.Video
+	if vo.Bucket <= 0 || vo.Bucket > time.Hour {
+		v.add(vp+".bucket", "must be > 0 and at most 1h, got %s", vo.Bucket)
+	}
+	seen := map[string]bool{}
+	for i, c := range vo.Classes {
+		cp := fmt.Sprintf("%s.classes[%d]", vp, i)
+		switch {
+		case !validClass(c):
+			v.add(cp, "class %q: 1 to 64 lower case letters, digits, '_' or '-'", c)
+		case c == "other":
+			v.add(cp, "class \"other\" is implicit (every class not listed)")
+		case seen[c]:
+			v.add(cp, "class %q listed twice", c)
+		}
+		seen[c] = true
+	}
+	if vo.FrameWidth < 0 || vo.FrameWidth > 1e6 {
+		v.add(vp+".frame_width", "must be between 0 and 1000000, got %d", vo.FrameWidth)
+	}
+	if vo.FrameHeight < 0 || vo.FrameHeight > 1e6 {
+		v.add(vp+".frame_height", "must be between 0 and 1000000, got %d", vo.FrameHeight)
+	}
+	if (vo.FrameWidth == 0) != (vo.FrameHeight == 0) {
+		v.add(vp, "set both frame_width and frame_height, or neither")
+	}
+}
+
+func validClass(c string) bool {
+	if c == "" || len(c) > 64 {
+		return false
+	}
+	for i := 0; i < len(c); i++ {
+		b := c[i]
+		if !(b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '_' || b == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkStreamPrefix checks a stream prefix template: placeholders "{name}"
+// from vars only; otherwise no MQTT wildcard or NUL, no empty level, no
+// leading or trailing '/'.
+func checkStreamPrefix(tmpl string, vars ...string) error {
+	if tmpl == "" {
+		return fmt.Errorf("must not be empty")
+	}
+	var lit strings.Builder
+	for rest := tmpl; rest != ""; {
+		i := strings.IndexAny(rest, "{}")
+		if i < 0 {
+			lit.WriteString(rest)
+			break
+		}
+		if rest[i] == '}' {
+			return fmt.Errorf("stream prefix %q: unmatched '}'", tmpl)
+		}
+		lit.WriteString(rest[:i])
+		j := strings.IndexByte(rest[i:], '}')
+		if j < 0 {
+			return fmt.Errorf("stream prefix %q: unmatched '{'", tmpl)
+		}
+		if name := rest[i+1 : i+j]; !contains(vars, name) {
+			return fmt.Errorf("stream prefix %q: unknown placeholder {%s} (known: {%s})", tmpl, name, strings.Join(vars, "}, {"))
+		}
+		lit.WriteString("x")
+		rest = rest[i+j+1:]
+	}
+	l := lit.String()
+	switch {
+	case strings.ContainsAny(l, "+#\x00"):
+		return fmt.Errorf("stream prefix %q must not contain '+', '#' or NUL", tmpl)
+	case strings.HasPrefix(l, "/") || strings.HasSuffix(l, "/") || strings.Contains(l, "//"):
+		return fmt.Errorf("stream prefix %q must not start or end with '/' or have an empty level", tmpl)
+	}
+	return nil
 }
 
 func (v *validator) checkURL(path, s string, schemes ...string) {

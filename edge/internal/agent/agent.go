@@ -25,6 +25,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/outpost-iot/outpost/edge/internal/broker"
+	"github.com/outpost-iot/outpost/edge/internal/deadletter"
 	"github.com/outpost-iot/outpost/edge/internal/decode"
 	"github.com/outpost-iot/outpost/edge/internal/detect"
 	"github.com/outpost-iot/outpost/edge/internal/detect/zscore"
@@ -65,6 +66,7 @@ type Agent struct {
 	nc       *nats.Conn
 	up       *uplink.Uplink
 	decoders []topicDecoder
+	dead     *deadletter.Store // bad payload samples (decoders.go)
 	mqttURL  string
 	// metricsAddr is where /metrics is served, if anywhere.
 	metricsAddr string
@@ -72,6 +74,11 @@ type Agent struct {
 	// Handler state: touched by the ingest goroutine, read by summaries.
 	mu        sync.Mutex
 	detectors map[string]*detect.Detector
+	// Checkpoints of the detectors (checkpoint.go): cpMu is held by handle.
+	cpMu      sync.Mutex
+	cpDirty   map[string]struct{}
+	cpLast    time.Time
+	cpAck     []ingest.Message // acknowledged once the next checkpoint is committed
 	streams   map[string]*streamStats
 	errTopics map[string]map[string]uint64 // topic -> reason -> count
 	rawBytes  uint64
@@ -101,10 +108,10 @@ func New(opts Options) (*Agent, error) {
 		opts.Logger = slog.Default()
 	}
 	a := &Agent{p: p, version: opts.Version, ready: opts.Ready, log: opts.Logger.With("agent", p.Agent.ID),
-		detectors: map[string]*detect.Detector{}, streams: map[string]*streamStats{}, errTopics: map[string]map[string]uint64{}}
+		detectors: map[string]*detect.Detector{}, cpDirty: map[string]struct{}{}, streams: map[string]*streamStats{}, errTopics: map[string]map[string]uint64{}}
 	reg := decode.NewRegistry()
 	for _, t := range p.MQTT.Topics {
-		d, err := reg.New(t.Decoder)
+		d, err := reg.NewWith(t.Decoder, decodeOptions(t))
 		if err != nil {
 			return nil, fmt.Errorf("agent: topic %s: %w", t.Filter, err)
 		}
@@ -161,6 +168,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	st := a.box.Stats()
 	a.log.Info("outbox open", "path", filepath.Join(a.p.DataDir, "outbox.db"), "depth", st.Depth, "last_seq", st.LastSeq, "drops", st.Drops)
 	a.registerFuncs()
+	a.openDeadLetter()
+	defer a.closeDeadLetter()
+	a.restoreCheckpoint()
 
 	a.mqttURL = a.p.MQTT.URL
 	user, pass := a.p.MQTT.Username, a.p.MQTT.Password
@@ -190,7 +200,8 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("agent: nats %s: %w", a.p.NATS.URL, err)
 	}
 	defer a.nc.Close()
-	a.up, err = uplink.New(a.nc, a.box, uplink.Config{Agent: a.p.Agent.ID, Logger: a.log})
+	a.up, err = uplink.New(a.box, uplink.Config{Agent: a.p.Agent.ID, URL: a.p.NATS.URL,
+		Options: []nats.Option{nats.Name("outpost-edge " + a.p.Agent.ID + " uplink")}, Logger: a.log})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
@@ -245,10 +256,11 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	<-ctx.Done()
 	a.log.Info("shutting down")
 	a.in.Pause()
+	a.saveCheckpoint()
 	a.commitSummary(time.Now().UTC())
 	// Give the uplink a moment to send what is committed.
 	deadline := time.Now().Add(2 * time.Second)
-	for a.box.Stats().Depth > 0 && a.nc.IsConnected() && time.Now().Before(deadline) {
+	for a.box.Stats().Depth > 0 && a.up.Stats().Connected && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	stopUp()
@@ -256,7 +268,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	stopBG()
 	wg.Wait()
 	a.publishState() // final state
-	a.nc.Flush()
+	if a.nc.IsConnected() {
+		a.nc.FlushTimeout(2 * time.Second) // NATS down: do not hold the shutdown up
+	}
 	if err := a.box.Close(); err != nil { // commits the queue; acks go out below
 		a.log.Error("outbox close", "err", err)
 	}
@@ -288,12 +302,14 @@ func (a *Agent) decoderFor(topic string) decode.Decoder {
 
 // handle is called by ingest for every message, in order, on one goroutine.
 func (a *Agent) handle(m ingest.Message) {
+	a.cpMu.Lock()
+	defer a.checkpointDue() // after the events' appends: see checkpoint.go
 	a.met.PayloadBytes.Add(float64(len(m.Payload)))
 	dec := a.decoderFor(m.Topic)
 	var rs []decode.Reading
 	err := fmt.Errorf("no decoder for topic")
 	if dec != nil {
-		rs, err = dec.Decode(m.Topic, m.Payload)
+		rs, err = decode.DecodeAt(dec, m.Topic, m.Payload, time.Now())
 	}
 	a.mu.Lock()
 	a.rawBytes += uint64(len(m.Payload))
@@ -306,7 +322,8 @@ func (a *Agent) handle(m ingest.Message) {
 		if n&(n-1) == 0 { // 1st, 2nd, 4th, 8th...: bounded logging
 			a.log.Warn("bad payload", "topic", m.Topic, "reason", reason, "err", err, "count", n)
 		}
-		m.Ack() // can never succeed
+		a.dead.Add(m.Topic, reason, err, m.Payload) // rate limited, never blocks
+		m.Ack()                                     // can never succeed
 		return
 	}
 	type pending struct {
@@ -314,9 +331,12 @@ func (a *Agent) handle(m ingest.Message) {
 		level detect.Level
 	}
 	var emit []pending
+	warming := false // a reading warmed a stream up: acknowledged by a checkpoint (checkpoint.go)
 	for _, r := range rs {
 		d := a.detector(r.Stream)
+		a.cpDirty[r.Stream] = struct{}{}
 		j := d.Judge(r.TS, r.Value)
+		warming = warming || !j.Warm
 		s := a.stats(r.Stream)
 		if s.Count == 0 || r.Value < s.Min {
 			s.Min = r.Value
@@ -344,8 +364,13 @@ func (a *Agent) handle(m ingest.Message) {
 	a.mu.Unlock()
 	a.readings.Add(uint64(len(rs)))
 	a.met.Readings.Add(float64(len(rs)))
+	if warming {
+		a.cpAck = append(a.cpAck, m)
+	}
 	if len(emit) == 0 {
-		m.Ack()
+		if !warming {
+			m.Ack()
+		}
 		return
 	}
 	left := int32(len(emit))
@@ -353,8 +378,8 @@ func (a *Agent) handle(m ingest.Message) {
 	for _, p := range emit {
 		ev := p.ev
 		a.box.Append(outbox.Request{
-			Kind: outbox.KindEvent,
-			Low:  p.level == detect.Uncertain,
+			Kind: outboxKind(p.level),
+			Key:  outbox.EventKey(ev.Stream, ev.TS),
 			Build: func(seq uint64) ([]byte, error) {
 				ev.Seq = seq
 				ev.Created = time.Now().UTC()
@@ -370,6 +395,10 @@ func (a *Agent) handle(m ingest.Message) {
 					}
 					a.met.Events.WithLabelValues(string(ev.Kind)).Inc()
 					a.log.Info("event committed", "seq", seq, "kind", ev.Kind, "stream", ev.Stream, "score", ev.Score, "ts", ev.TS)
+				case errors.Is(err, outbox.ErrDuplicate):
+					// Redelivered by the broker after a crash: the event is
+					// already stored (or was sent); acknowledge.
+					a.log.Info("event already committed", "seq", seq, "kind", ev.Kind, "stream", ev.Stream, "ts", ev.TS)
 				case errors.Is(err, outbox.ErrFull):
 					a.drops.Add(1)
 					a.met.Drops.Inc()
@@ -383,7 +412,7 @@ func (a *Agent) handle(m ingest.Message) {
 					a.setErr(err)
 					a.log.Error("event not committed", "stream", ev.Stream, "err", err)
 				}
-				if atomic.AddInt32(&left, -1) == 0 && !failed.Load() {
+				if atomic.AddInt32(&left, -1) == 0 && !failed.Load() && !warming {
 					m.Ack()
 				}
 			},
@@ -487,7 +516,7 @@ func (a *Agent) commitSummary(now time.Time) {
 	if a.up != nil {
 		sum.UplinkBytes = a.up.Stats().Bytes
 	}
-	_, err := a.box.AppendWait(outbox.KindSummary, true, func(seq uint64) ([]byte, error) {
+	_, err := a.box.AppendWait(outbox.KindSummary, func(seq uint64) ([]byte, error) {
 		sum.Seq = seq
 		return json.Marshal(sum)
 	})
@@ -524,7 +553,7 @@ func (a *Agent) State() wire.State {
 		Profile: a.p.Name, Revision: a.p.Revision, Group: a.p.Agent.Group, Started: a.started,
 		Models:   map[string]string{},
 		Readings: a.readings.Load(), DecodeErrors: a.decodeErrors.Load(), Anomalies: a.anomalies.Load(), Uncertain: a.uncertain.Load(),
-		OutboxDepth: st.Depth, OutboxBytes: st.Bytes, Drops: st.Drops,
+		OutboxDepth: st.Depth, OutboxBytes: st.Bytes, Drops: st.Drops, DropsByKind: dropsByKind(st),
 	}
 	for _, p := range a.p.Streams {
 		s.Models[p.Match] = zscore.Model

@@ -60,7 +60,7 @@ func TestRegistry(t *testing.T) {
 	if _, err := r.New("json"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.New("senml"); err == nil {
+	if _, err := r.New("xml"); err == nil {
 		t.Fatal("unknown decoder accepted")
 	}
 	r.Register("const", func() Decoder {

@@ -2,14 +2,47 @@
 // events and summaries, each with a strictly increasing per-agent sequence
 // number, kept in a bbolt file until the uplink's publish is acknowledged.
 //
-// Appends are group-committed: one writer goroutine takes everything queued
-// and commits it in one transaction, then calls each record's Done. The MQTT
-// message a record came from is acknowledged from Done, after the commit.
+// Group commit. Appends go to one writer goroutine, which takes everything
+// queued (up to Options.MaxBatch records) and commits it in one bbolt
+// transaction, then calls each record's Done. The MQTT message a record came
+// from is acknowledged from Done, after the commit, so a record whose Done
+// reported success survives kill -9 and power loss (bbolt fsyncs each
+// commit).
 //
-// Bound: the records held may not exceed Options.MaxBytes. Low-priority
-// records (uncertain events, summaries) are refused once they would take the
-// outbox past 90% of MaxBytes, anomalies only past 100%. Every refused record
-// is counted in Drops, which is stored with the outbox and survives restarts.
+// Idempotence. A request may carry a Key (the agent uses stream and reading
+// time). The keys of the last Options.KeepKeys records are stored in the
+// same transaction as the records; an append whose key is known is not
+// stored again: its Done gets the first record's seq and ErrDuplicate. So a
+// reading that the broker redelivers after a crash does not make a second
+// event. KeepKeys bounds the index; a broker redelivers at most its
+// in-flight window of unacknowledged messages, far fewer.
+//
+// Bound and drop policy. The record bytes held never exceed
+// Options.MaxBytes. When a new record does not fit, room is made by dropping
+// queued records, lowest class first and oldest first within a class:
+// summaries, then uncertain windows. A record may only push out records of
+// its own class or lower: a summary only older summaries, an uncertain
+// window summaries and older uncertain windows, an anomaly summaries and
+// uncertain windows. Anomalies are never pushed out: when only anomalies
+// (or records of a higher class) are left, the NEW record is refused
+// (ErrFull) and the anomalies already queued are kept, oldest first in line
+// for the uplink. Nothing is dropped unless dropping makes room. Every
+// dropped record (pushed out or refused) is counted per kind; the counts are
+// stored in the outbox file, survive restarts, and the agent reports them in
+// its state. Accounting, per kind and in total (KindStats):
+//
+//	appended + refused = delivered + dropped + queued
+//
+// where appended counts records stored with a seq, refused those refused
+// on arrival, dropped = evicted + refused, and queued = Depth. Appends
+// recognised as duplicates are counted apart and stored nowhere.
+//
+// A record pushed out while the uplink has it in flight may still reach
+// the cloud; it is counted as dropped all the same.
+//
+// Checkpoints. A request may instead carry Checkpoint entries, stored in the
+// same commit order as records: a checkpoint appended after a record is
+// never committed before it.
 package outbox
 
 import (
@@ -28,23 +61,69 @@ var (
 	ErrFull = errors.New("outbox: full, record dropped")
 	// ErrClosed: the outbox is closed.
 	ErrClosed = errors.New("outbox: closed")
+	// ErrDuplicate: a record with the request's key is already stored (or
+	// was, and was delivered or dropped); the seq passed with it is that
+	// record's.
+	ErrDuplicate = errors.New("outbox: duplicate key, already stored")
 )
 
-// Kind is what a record holds.
+// Kind is what a record holds; it is also its class in the drop policy.
 type Kind byte
 
-// Kinds.
+// Kinds, from the first dropped to the last.
 const (
-	KindEvent   Kind = 1
+	// KindSummary: a periodic summary. Dropped first.
 	KindSummary Kind = 2
+	// KindUncertain: an uncertain window, forwarded for the cloud to decide.
+	KindUncertain Kind = 3
+	// KindEvent: an anomaly. Never pushed out by another record.
+	KindEvent Kind = 1
 )
 
+// Kinds lists the kinds in drop order.
+var Kinds = []Kind{KindSummary, KindUncertain, KindEvent}
+
+// String names the kind as the wire does ("summary", "uncertain",
+// "anomaly").
+func (k Kind) String() string {
+	switch k {
+	case KindSummary:
+		return "summary"
+	case KindUncertain:
+		return "uncertain"
+	case KindEvent:
+		return "anomaly"
+	}
+	return fmt.Sprintf("kind(%d)", byte(k))
+}
+
+// rank orders kinds for the drop policy (lowest dropped first).
+func (k Kind) rank() int {
+	switch k {
+	case KindSummary:
+		return 0
+	case KindUncertain:
+		return 1
+	}
+	return 2
+}
+
+func (k Kind) valid() bool { return k == KindSummary || k == KindUncertain || k == KindEvent }
+
+const numKinds = 4 // indexed by Kind
+
 var (
-	bucketRecords = []byte("records")
-	bucketMeta    = []byte("meta")
-	keySeq        = []byte("seq")
-	keyDrops      = []byte("drops")
+	bucketRecords    = []byte("records")
+	bucketMeta       = []byte("meta")
+	bucketKeys       = []byte("keys")    // key -> seq
+	bucketKeySeqs    = []byte("keyseqs") // seq -> key, for pruning
+	bucketCheckpoint = []byte("checkpoint")
+	keySeq           = []byte("seq")
+	keyCounts        = []byte("counts")
 )
+
+// idxBucket is the bucket indexing the records of an evictable kind by seq.
+func idxBucket(k Kind) []byte { return []byte{'i', 'd', 'x', byte(k)} }
 
 // Options configure an outbox. The zero value is the default.
 type Options struct {
@@ -55,6 +134,12 @@ type Options struct {
 	// QueueLen is how many appends may wait for the writer before Append
 	// blocks. Default 4096.
 	QueueLen int
+	// KeepKeys is how many of the latest records' keys are kept for
+	// recognising duplicates. Default 100000.
+	KeepKeys uint64
+	// NoSync turns off fsync on commit (bbolt NoSync): for benchmarks and
+	// tests only; a crash of the machine may then lose commits.
+	NoSync bool
 }
 
 func (o Options) withDefaults() Options {
@@ -67,6 +152,9 @@ func (o Options) withDefaults() Options {
 	if o.QueueLen <= 0 {
 		o.QueueLen = 4096
 	}
+	if o.KeepKeys == 0 {
+		o.KeepKeys = 100000
+	}
 	return o
 }
 
@@ -77,29 +165,56 @@ type Record struct {
 	Data []byte
 }
 
-// Request asks for one record to be appended.
+// Request asks for one record to be appended, or for checkpoint entries to
+// be stored.
 type Request struct {
+	// Kind of the record. Zero for a checkpoint-only request.
 	Kind Kind
-	// Low marks a low-priority record (uncertain event, summary): refused
-	// first when the outbox fills.
-	Low bool
+	// Key, if set, makes the append idempotent: see the package doc.
+	Key []byte
 	// Build returns the record's bytes given its sequence number (so that the
 	// number can be written into the record). Called on the writer goroutine.
 	Build func(seq uint64) ([]byte, error)
+	// Checkpoint entries are stored (nil value: deleted) in the transaction
+	// that commits this request, in append order.
+	Checkpoint map[string][]byte
 	// Done, if set, is called on the writer goroutine once the record is
-	// committed (err nil) or refused (ErrFull, ErrClosed, a Build or
-	// storage error). It must not block for long.
+	// committed (err nil), recognised as a duplicate (ErrDuplicate, with the
+	// stored record's seq) or refused (ErrFull, ErrClosed, a Build or storage
+	// error). It must not block for long.
 	Done func(seq uint64, err error)
 }
+
+// KindStats account for the records of one kind since the outbox file was
+// created (Depth and Bytes: now).
+type KindStats struct {
+	// Appended counts records stored with a seq.
+	Appended uint64
+	// Delivered counts records deleted after the uplink's acknowledgement.
+	Delivered uint64
+	// Evicted counts stored records pushed out by the drop policy.
+	Evicted uint64
+	// Refused counts records refused by the drop policy (never stored).
+	Refused uint64
+	// Duplicates counts appends recognised by their key (never stored).
+	Duplicates uint64
+	// Depth and Bytes are the records of this kind held now.
+	Depth, Bytes uint64
+}
+
+// Dropped is Evicted + Refused.
+func (k KindStats) Dropped() uint64 { return k.Evicted + k.Refused }
 
 // Stats describe the outbox.
 type Stats struct {
 	// Depth and Bytes are the records held and their bytes.
 	Depth, Bytes uint64
-	// Drops counts records refused by the full-outbox policy, ever.
+	// Drops counts records dropped by the full-outbox policy, ever.
 	Drops uint64
 	// LastSeq is the last sequence number given out.
 	LastSeq uint64
+	// ByKind accounts per kind.
+	ByKind map[Kind]KindStats
 }
 
 // Outbox is a durable record queue. Its methods are safe for concurrent use.
@@ -112,35 +227,41 @@ type Outbox struct {
 	closed  bool
 	done    chan struct{}
 
-	mu     sync.Mutex
-	stats  Stats
-	notify chan struct{}
+	wmu sync.Mutex // held by writers (commit, Delete)
+
+	mu      sync.Mutex
+	lastSeq uint64
+	kinds   [numKinds]KindStats
+	notify  chan struct{}
 }
 
 // Open opens (creating if needed) the outbox file at path.
 func Open(path string, opts Options) (*Outbox, error) {
 	opts = opts.withDefaults()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: opts.NoSync})
 	if err != nil {
 		return nil, fmt.Errorf("outbox: open %s: %w", path, err)
 	}
 	o := &Outbox{db: db, opts: opts, queue: make(chan Request, opts.QueueLen), done: make(chan struct{}), notify: make(chan struct{}, 1)}
 	err = db.Update(func(tx *bolt.Tx) error {
-		rb, err := tx.CreateBucketIfNotExists(bucketRecords)
-		if err != nil {
-			return err
+		for _, name := range [][]byte{bucketRecords, bucketMeta, bucketKeys, bucketKeySeqs, bucketCheckpoint,
+			idxBucket(KindSummary), idxBucket(KindUncertain)} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
 		}
-		mb, err := tx.CreateBucketIfNotExists(bucketMeta)
-		if err != nil {
-			return err
-		}
-		o.stats.LastSeq = getU64(mb, keySeq)
-		o.stats.Drops = getU64(mb, keyDrops)
-		return rb.ForEach(func(k, v []byte) error {
-			o.stats.Depth++
-			o.stats.Bytes += uint64(len(v))
-			if s := binary.BigEndian.Uint64(k); s > o.stats.LastSeq {
-				o.stats.LastSeq = s // a record beyond the stored seq must never be reused
+		mb := tx.Bucket(bucketMeta)
+		o.lastSeq = getU64(mb, keySeq)
+		o.kinds = decodeCounts(mb.Get(keyCounts))
+		return tx.Bucket(bucketRecords).ForEach(func(k, v []byte) error {
+			if len(v) < 1 || !Kind(v[0]).valid() {
+				return fmt.Errorf("record %d is corrupt", binary.BigEndian.Uint64(k))
+			}
+			ks := &o.kinds[v[0]]
+			ks.Depth++
+			ks.Bytes += uint64(len(v))
+			if s := binary.BigEndian.Uint64(k); s > o.lastSeq {
+				o.lastSeq = s // a record beyond the stored seq must never be reused
 			}
 			return nil
 		})
@@ -167,16 +288,38 @@ func (o *Outbox) Append(req Request) {
 	o.queue <- req
 }
 
-// AppendWait appends and waits for the commit, returning the record's seq.
-func (o *Outbox) AppendWait(kind Kind, low bool, build func(seq uint64) ([]byte, error)) (uint64, error) {
+// AppendWait appends a record of kind and waits for the commit, returning
+// the record's seq.
+func (o *Outbox) AppendWait(kind Kind, build func(seq uint64) ([]byte, error)) (uint64, error) {
 	type res struct {
 		seq uint64
 		err error
 	}
 	ch := make(chan res, 1)
-	o.Append(Request{Kind: kind, Low: low, Build: build, Done: func(seq uint64, err error) { ch <- res{seq, err} }})
+	o.Append(Request{Kind: kind, Build: build, Done: func(seq uint64, err error) { ch <- res{seq, err} }})
 	r := <-ch
 	return r.seq, r.err
+}
+
+// SaveCheckpoint queues checkpoint entries behind everything appended
+// before, without waiting for the commit.
+func (o *Outbox) SaveCheckpoint(entries map[string][]byte) {
+	o.Append(Request{Checkpoint: entries})
+}
+
+// Checkpoint returns the stored checkpoint entries.
+func (o *Outbox) Checkpoint() (map[string][]byte, error) {
+	out := map[string][]byte{}
+	err := o.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketCheckpoint).ForEach(func(k, v []byte) error {
+			out[string(k)] = append([]byte(nil), v...)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("outbox: read checkpoint: %w", err)
+	}
+	return out, nil
 }
 
 // Notify returns a channel that receives after records are committed.
@@ -186,7 +329,15 @@ func (o *Outbox) Notify() <-chan struct{} { return o.notify }
 func (o *Outbox) Stats() Stats {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.stats
+	s := Stats{LastSeq: o.lastSeq, ByKind: make(map[Kind]KindStats, len(Kinds))}
+	for _, k := range Kinds {
+		ks := o.kinds[k]
+		s.ByKind[k] = ks
+		s.Depth += ks.Depth
+		s.Bytes += ks.Bytes
+		s.Drops += ks.Dropped()
+	}
+	return s
 }
 
 // Pending returns up to max records with seq > after, in seq order.
@@ -208,33 +359,48 @@ func (o *Outbox) Pending(after uint64, max int) ([]Record, error) {
 	return out, nil
 }
 
-// Delete removes the records with the given seqs (acknowledged by the
-// uplink). Missing seqs are ignored.
+// Delete removes the records with the given seqs, acknowledged by the
+// uplink, and counts them delivered. Missing seqs (dropped by the policy
+// meanwhile, or deleted before) are ignored.
 func (o *Outbox) Delete(seqs ...uint64) error {
 	if len(seqs) == 0 {
 		return nil
 	}
-	var n, bytes uint64
+	o.wmu.Lock()
+	defer o.wmu.Unlock()
+	var kinds [numKinds]KindStats
 	err := o.db.Update(func(tx *bolt.Tx) error {
+		o.mu.Lock()
+		kinds = o.kinds
+		o.mu.Unlock()
 		b := tx.Bucket(bucketRecords)
 		for _, s := range seqs {
 			k := u64(s)
-			if v := b.Get(k); v != nil {
-				n++
-				bytes += uint64(len(v))
-				if err := b.Delete(k); err != nil {
+			v := b.Get(k)
+			if v == nil {
+				continue
+			}
+			kind := Kind(v[0])
+			ks := &kinds[kind]
+			ks.Delivered++
+			ks.Depth--
+			ks.Bytes -= uint64(len(v))
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+			if kind != KindEvent {
+				if err := tx.Bucket(idxBucket(kind)).Delete(k); err != nil {
 					return err
 				}
 			}
 		}
-		return nil
+		return tx.Bucket(bucketMeta).Put(keyCounts, encodeCounts(kinds))
 	})
 	if err != nil {
 		return fmt.Errorf("outbox: delete: %w", err)
 	}
 	o.mu.Lock()
-	o.stats.Depth -= n
-	o.stats.Bytes -= bytes
+	o.kinds = kinds
 	o.mu.Unlock()
 	return nil
 }
@@ -259,6 +425,7 @@ func (o *Outbox) Close() error {
 func (o *Outbox) writer() {
 	defer close(o.done)
 	batch := make([]Request, 0, o.opts.MaxBatch)
+	res := make([]result, 0, o.opts.MaxBatch)
 	for req := range o.queue {
 		batch = append(batch[:0], req)
 	fill:
@@ -273,7 +440,10 @@ func (o *Outbox) writer() {
 				break fill
 			}
 		}
-		o.commit(batch)
+		res = o.commit(batch, res[:0])
+		for i := range batch {
+			batch[i] = Request{} // release closures
+		}
 	}
 }
 
@@ -282,50 +452,104 @@ type result struct {
 	err error
 }
 
-func (o *Outbox) commit(batch []Request) {
-	res := make([]result, len(batch))
-	o.mu.Lock()
-	st := o.stats
-	o.mu.Unlock()
-	base := st
+// txState is the writer's view of the outbox inside one transaction.
+type txState struct {
+	lastSeq uint64
+	kinds   [numKinds]KindStats
+}
+
+func (s *txState) bytes() uint64 {
+	var b uint64
+	for _, k := range Kinds {
+		b += s.kinds[k].Bytes
+	}
+	return b
+}
+
+func (o *Outbox) commit(batch []Request, res []result) []result {
+	res = res[:len(batch)]
+	// Writers are serialised (bbolt has one write transaction at a time;
+	// wmu makes the counters follow the same order).
+	o.wmu.Lock()
+	var st txState
 	err := o.db.Update(func(tx *bolt.Tx) error {
-		rb, mb := tx.Bucket(bucketRecords), tx.Bucket(bucketMeta)
-		s := st
+		o.mu.Lock()
+		st = txState{lastSeq: o.lastSeq, kinds: o.kinds}
+		o.mu.Unlock()
+		rb, kb, ksb, cb := tx.Bucket(bucketRecords), tx.Bucket(bucketKeys), tx.Bucket(bucketKeySeqs), tx.Bucket(bucketCheckpoint)
 		for i, req := range batch {
 			res[i] = result{}
-			data, err := req.Build(s.LastSeq + 1)
+			for k, v := range req.Checkpoint {
+				var err error
+				if v == nil {
+					err = cb.Delete([]byte(k))
+				} else {
+					err = cb.Put([]byte(k), v)
+				}
+				if err != nil {
+					return err
+				}
+			}
+			if req.Build == nil {
+				continue
+			}
+			if !req.Kind.valid() {
+				res[i].err = fmt.Errorf("outbox: unknown kind %d", req.Kind)
+				continue
+			}
+			ks := &st.kinds[req.Kind]
+			if req.Key != nil {
+				if v := kb.Get(req.Key); v != nil {
+					ks.Duplicates++
+					res[i] = result{seq: binary.BigEndian.Uint64(v), err: ErrDuplicate}
+					continue
+				}
+			}
+			data, err := req.Build(st.lastSeq + 1)
 			if err != nil {
 				res[i].err = fmt.Errorf("outbox: build record: %w", err)
 				continue
 			}
-			size := int64(len(data) + 1)
-			limit := o.opts.MaxBytes
-			if req.Low {
-				limit = limit * 9 / 10
-			}
-			if int64(s.Bytes)+size > limit {
-				s.Drops++
+			size := uint64(len(data) + 1)
+			if ok, err := o.makeRoom(tx, &st, req.Kind, size); err != nil {
+				return err
+			} else if !ok {
+				ks.Refused++
 				res[i].err = ErrFull
 				continue
 			}
-			s.LastSeq++
-			v := make([]byte, 0, len(data)+1)
+			st.lastSeq++
+			k := u64(st.lastSeq)
+			v := make([]byte, 0, size)
 			v = append(append(v, byte(req.Kind)), data...)
-			if err := rb.Put(u64(s.LastSeq), v); err != nil {
+			if err := rb.Put(k, v); err != nil {
 				return err
 			}
-			s.Depth++
-			s.Bytes += uint64(size)
-			res[i].seq = s.LastSeq
+			if req.Kind != KindEvent {
+				if err := tx.Bucket(idxBucket(req.Kind)).Put(k, nil); err != nil {
+					return err
+				}
+			}
+			if req.Key != nil {
+				if err := kb.Put(req.Key, k); err != nil {
+					return err
+				}
+				if err := ksb.Put(k, req.Key); err != nil {
+					return err
+				}
+			}
+			ks.Appended++
+			ks.Depth++
+			ks.Bytes += size
+			res[i].seq = st.lastSeq
 		}
-		if err := mb.Put(keySeq, u64(s.LastSeq)); err != nil {
+		if err := o.pruneKeys(kb, ksb, st.lastSeq); err != nil {
 			return err
 		}
-		if err := mb.Put(keyDrops, u64(s.Drops)); err != nil {
+		if err := tx.Bucket(bucketMeta).Put(keySeq, u64(st.lastSeq)); err != nil {
 			return err
 		}
-		st = s
-		return nil
+		return tx.Bucket(bucketMeta).Put(keyCounts, encodeCounts(st.kinds))
 	})
 	if err != nil {
 		err = fmt.Errorf("outbox: commit: %w", err)
@@ -334,13 +558,11 @@ func (o *Outbox) commit(batch []Request) {
 		}
 	} else {
 		o.mu.Lock()
-		// Deletes may have run meanwhile: apply only what this batch added.
-		o.stats.Depth += st.Depth - base.Depth
-		o.stats.Bytes += st.Bytes - base.Bytes
-		o.stats.LastSeq = st.LastSeq
-		o.stats.Drops = st.Drops
+		o.kinds = st.kinds
+		o.lastSeq = st.lastSeq
 		o.mu.Unlock()
 	}
+	o.wmu.Unlock()
 	for i, req := range batch {
 		if req.Done != nil {
 			req.Done(res[i].seq, res[i].err)
@@ -350,6 +572,99 @@ func (o *Outbox) commit(batch []Request) {
 	case o.notify <- struct{}{}:
 	default:
 	}
+	return res
+}
+
+// makeRoom applies the drop policy for a new record of kind and size: it
+// reports whether the record fits, pushing out older records of a lower or
+// the same evictable class if that makes enough room (and only then).
+func (o *Outbox) makeRoom(tx *bolt.Tx, st *txState, kind Kind, size uint64) (bool, error) {
+	max := uint64(o.opts.MaxBytes)
+	used := st.bytes()
+	if used+size <= max {
+		return true, nil
+	}
+	if size > max {
+		return false, nil
+	}
+	var victims []Kind
+	var freeable uint64
+	for _, k := range []Kind{KindSummary, KindUncertain} {
+		if k.rank() <= kind.rank() {
+			victims = append(victims, k)
+			freeable += st.kinds[k].Bytes
+		}
+	}
+	if used-freeable+size > max {
+		return false, nil // dropping everything allowed would not make room
+	}
+	rb := tx.Bucket(bucketRecords)
+	for _, k := range victims {
+		c := tx.Bucket(idxBucket(k)).Cursor()
+		for key, _ := c.First(); key != nil && used+size > max; key, _ = c.First() {
+			v := rb.Get(key)
+			if v != nil {
+				n := uint64(len(v))
+				if err := rb.Delete(key); err != nil {
+					return false, err
+				}
+				ks := &st.kinds[k]
+				ks.Evicted++
+				ks.Depth--
+				ks.Bytes -= n
+				used -= n
+			}
+			if err := c.Delete(); err != nil {
+				return false, err
+			}
+		}
+		if used+size <= max {
+			return true, nil
+		}
+	}
+	return used+size <= max, nil
+}
+
+// pruneKeys forgets the keys of records more than KeepKeys seqs old.
+func (o *Outbox) pruneKeys(kb, ksb *bolt.Bucket, lastSeq uint64) error {
+	if lastSeq <= o.opts.KeepKeys {
+		return nil
+	}
+	limit := lastSeq - o.opts.KeepKeys
+	c := ksb.Cursor()
+	for k, v := c.First(); k != nil && binary.BigEndian.Uint64(k) <= limit; k, v = c.First() {
+		if err := kb.Delete(v); err != nil {
+			return err
+		}
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const countFields = 5
+
+func encodeCounts(kinds [numKinds]KindStats) []byte {
+	b := make([]byte, 0, numKinds*countFields*8)
+	for _, k := range kinds {
+		for _, v := range []uint64{k.Appended, k.Delivered, k.Evicted, k.Refused, k.Duplicates} {
+			b = binary.BigEndian.AppendUint64(b, v)
+		}
+	}
+	return b
+}
+
+func decodeCounts(b []byte) [numKinds]KindStats {
+	var kinds [numKinds]KindStats
+	if len(b) != numKinds*countFields*8 {
+		return kinds
+	}
+	for i := range kinds {
+		f := func(j int) uint64 { return binary.BigEndian.Uint64(b[(i*countFields+j)*8:]) }
+		kinds[i] = KindStats{Appended: f(0), Delivered: f(1), Evicted: f(2), Refused: f(3), Duplicates: f(4)}
+	}
+	return kinds
 }
 
 func u64(v uint64) []byte {
@@ -364,4 +679,13 @@ func getU64(b *bolt.Bucket, k []byte) uint64 {
 		return 0
 	}
 	return binary.BigEndian.Uint64(v)
+}
+
+// EventKey is the idempotence key of an event: its stream and the reading's
+// time (nanoseconds, big-endian, so that one stream's keys sort by time).
+func EventKey(stream string, ts time.Time) []byte {
+	k := make([]byte, 0, len(stream)+9)
+	k = append(k, stream...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint64(k, uint64(ts.UnixNano()))
 }

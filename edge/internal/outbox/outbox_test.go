@@ -49,6 +49,19 @@ func checkInvariants(t *testing.T, o *Outbox) {
 	if st.Depth != uint64(len(recs)) || st.Bytes != bytes {
 		t.Errorf("stats %+v, stored %d records of %d bytes", st, len(recs), bytes)
 	}
+	var depth [numKinds]uint64
+	for _, r := range recs {
+		depth[r.Kind]++
+	}
+	for _, k := range Kinds {
+		ks := st.ByKind[k]
+		if ks.Depth != depth[k] {
+			t.Errorf("%s: depth %d, stored %d", k, ks.Depth, depth[k])
+		}
+		if ks.Appended != ks.Delivered+ks.Evicted+ks.Depth {
+			t.Errorf("%s: appended %d != delivered %d + evicted %d + queued %d", k, ks.Appended, ks.Delivered, ks.Evicted, ks.Depth)
+		}
+	}
 	if len(recs) > 0 && recs[len(recs)-1].Seq > st.LastSeq {
 		t.Errorf("record seq %d beyond LastSeq %d", recs[len(recs)-1].Seq, st.LastSeq)
 	}
@@ -111,7 +124,7 @@ func TestRestartContinuesSeq(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 5; i++ {
-		if _, err := o.AppendWait(KindEvent, false, data); err != nil {
+		if _, err := o.AppendWait(KindEvent, data); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -129,48 +142,9 @@ func TestRestartContinuesSeq(t *testing.T) {
 	if len(recs) != 2 || recs[0].Seq != 3 || recs[1].Seq != 4 {
 		t.Fatalf("unsent after restart: %+v", recs)
 	}
-	seq, err := o.AppendWait(KindSummary, true, data)
+	seq, err := o.AppendWait(KindSummary, data)
 	if err != nil || seq != 6 {
 		t.Fatalf("append after restart: seq %d err %v, want 6", seq, err)
-	}
-}
-
-func TestBound(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "o.db")
-	o := mustOpen(t, path, Options{MaxBytes: 1000})
-	big := func(uint64) ([]byte, error) { return make([]byte, 99), nil } // 100 bytes stored
-	for i := 0; i < 9; i++ {
-		if _, err := o.AppendWait(KindEvent, true, big); err != nil {
-			t.Fatalf("low record %d: %v", i, err)
-		}
-	}
-	// 900 of 1000 bytes: low priority refused, anomalies still accepted.
-	if _, err := o.AppendWait(KindSummary, true, big); !errors.Is(err, ErrFull) {
-		t.Fatalf("low record past 90%%: err %v, want ErrFull", err)
-	}
-	if _, err := o.AppendWait(KindEvent, false, big); err != nil {
-		t.Fatalf("anomaly at 90%%: %v", err)
-	}
-	if _, err := o.AppendWait(KindEvent, false, big); !errors.Is(err, ErrFull) {
-		t.Fatalf("anomaly past 100%%: err %v, want ErrFull", err)
-	}
-	st := o.Stats()
-	if st.Drops != 2 || st.Depth != 10 || st.Bytes != 1000 || st.LastSeq != 10 {
-		t.Fatalf("stats %+v", st)
-	}
-	// Sending frees room.
-	if err := o.Delete(1, 2); err != nil {
-		t.Fatal(err)
-	}
-	if seq, err := o.AppendWait(KindSummary, true, big); err != nil || seq != 11 {
-		t.Fatalf("after delete: seq %d err %v", seq, err)
-	}
-	checkInvariants(t, o)
-	o.Close()
-	// Drops survive a restart.
-	o2 := mustOpen(t, path, Options{MaxBytes: 1000})
-	if st := o2.Stats(); st.Drops != 2 {
-		t.Fatalf("drops after restart = %d, want 2", st.Drops)
 	}
 }
 
@@ -200,25 +174,10 @@ func TestClosed(t *testing.T) {
 	if n != 50 {
 		t.Fatalf("%d of 50 queued appends committed", n)
 	}
-	if _, err := o.AppendWait(KindEvent, false, data); !errors.Is(err, ErrClosed) {
+	if _, err := o.AppendWait(KindEvent, data); !errors.Is(err, ErrClosed) {
 		t.Fatalf("append after close: %v", err)
 	}
 	if err := o.Close(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func BenchmarkAppendGroupCommit(b *testing.B) {
-	o, err := Open(filepath.Join(b.TempDir(), "o.db"), Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer o.Close()
-	var wg sync.WaitGroup
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		wg.Add(1)
-		o.Append(Request{Kind: KindEvent, Build: data, Done: func(uint64, error) { wg.Done() }})
-	}
-	wg.Wait()
 }

@@ -1,0 +1,143 @@
+package agent
+
+import (
+	"strings"
+	"time"
+
+	"github.com/outpost-iot/outpost/edge/internal/detect"
+	"github.com/outpost-iot/outpost/edge/internal/outbox"
+)
+
+// Checkpoints of stream state. Every checkpointInterval the detectors of the
+// streams that saw readings are saved in the outbox file, queued behind the
+// events appended before: a checkpoint that includes a reading's judgement
+// is never committed before that reading's event. So a restarted agent
+// resumes detection at once (no warm-up gap), and a reading redelivered
+// after a crash is either judged again from a state before it, or, if the
+// state already holds it, its event was committed (and the outbox's
+// idempotence key catches a second one). Restored detectors restart their
+// hysteresis (detect.Detector.ResetIncident): a restart in the middle of an
+// incident may raise one more event for it, never fewer.
+
+// checkpointInterval is how often stream state is saved.
+const checkpointInterval = time.Second
+
+// cpPrefix prefixes the checkpoint keys of detectors.
+const cpPrefix = "detect/"
+
+// outboxKind is the outbox kind (drop class) of an event of level l.
+func outboxKind(l detect.Level) outbox.Kind {
+	if l == detect.Uncertain {
+		return outbox.KindUncertain
+	}
+	return outbox.KindEvent
+}
+
+// dropsByKind names the outbox's drop counts as the wire does.
+func dropsByKind(st outbox.Stats) map[string]uint64 {
+	out := map[string]uint64{}
+	for k, ks := range st.ByKind {
+		if n := ks.Dropped(); n > 0 {
+			out[k.String()] = n
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// restoreCheckpoint loads the detectors saved by the previous run. A state
+// that no longer fits (the profile changed the window) is skipped: that
+// stream warms up again.
+func (a *Agent) restoreCheckpoint() {
+	cp, err := a.box.Checkpoint()
+	if err != nil {
+		a.log.Error("checkpoint not read; streams warm up again", "err", err)
+		return
+	}
+	n := 0
+	for k, v := range cp {
+		stream, ok := strings.CutPrefix(k, cpPrefix)
+		if !ok {
+			continue
+		}
+		d, err := detect.New(detectConfig(a.p.StreamFor(stream)))
+		if err == nil {
+			err = d.UnmarshalBinary(v)
+		}
+		if err != nil {
+			a.log.Warn("stream checkpoint skipped", "stream", stream, "err", err)
+			continue
+		}
+		// The checkpoint may be older than the last readings judged (those
+		// acknowledged are not redelivered): restart the hysteresis so that
+		// no new incident is swallowed. A redelivered reading whose event is
+		// already stored is caught by the outbox's idempotence key.
+		d.ResetIncident()
+		a.detectors[stream] = d
+		n++
+	}
+	a.cpLast = time.Now()
+	if n > 0 {
+		a.log.Info("stream state restored", "streams", n)
+	}
+}
+
+// checkpointDue saves a checkpoint if one is due, then releases cpMu. It
+// runs deferred at the end of handle, after the events' appends. One is due
+// every checkpointInterval, and at once when the message held a reading of
+// a stream still warming up: such messages are acknowledged only when the
+// checkpoint holding them is committed, so that a crash during a warm-up
+// (before any checkpoint says the stream is warm) cannot lose readings the
+// warm-up needs; the broker redelivers them instead. That costs a commit per
+// message only while a stream warms up, once in its life.
+func (a *Agent) checkpointDue() {
+	defer a.cpMu.Unlock()
+	if now := time.Now(); len(a.cpAck) > 0 || (now.Sub(a.cpLast) >= checkpointInterval && len(a.cpDirty) > 0) {
+		a.cpLast = now
+		a.saveCheckpointLocked()
+	}
+}
+
+// saveCheckpoint saves the state of every stream changed since the last
+// checkpoint.
+func (a *Agent) saveCheckpoint() {
+	a.cpMu.Lock()
+	defer a.cpMu.Unlock()
+	a.saveCheckpointLocked()
+}
+
+func (a *Agent) saveCheckpointLocked() {
+	if len(a.cpDirty) == 0 && len(a.cpAck) == 0 {
+		return
+	}
+	entries := make(map[string][]byte, len(a.cpDirty))
+	a.mu.Lock()
+	for s := range a.cpDirty {
+		d, ok := a.detectors[s]
+		if !ok {
+			continue
+		}
+		b, err := d.MarshalBinary()
+		if err != nil {
+			a.log.Error("stream checkpoint", "stream", s, "err", err)
+			continue
+		}
+		entries[cpPrefix+s] = b
+	}
+	a.mu.Unlock()
+	clear(a.cpDirty)
+	acks := a.cpAck
+	a.cpAck = nil
+	a.box.Append(outbox.Request{Checkpoint: entries, Done: func(_ uint64, err error) {
+		if err != nil {
+			// Not acknowledged: the broker redelivers the messages.
+			a.log.Error("checkpoint not committed", "err", err)
+			return
+		}
+		for _, m := range acks {
+			m.Ack()
+		}
+	}})
+}

@@ -1,0 +1,86 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/outpost-iot/outpost/edge/internal/edgetest"
+	"github.com/outpost-iot/outpost/shared/profile"
+	"github.com/outpost-iot/outpost/shared/testenv"
+)
+
+// runAgent runs an agent until stop is called (or the test ends).
+func runAgent(t *testing.T, p profile.Profile) (a *Agent, stop func()) {
+	t.Helper()
+	ready := make(chan *Agent, 1)
+	a, err := New(Options{Profile: p, Version: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Ready: func(a *Agent) { ready <- a }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("agent stopped: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("agent not ready")
+	}
+	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer wcancel()
+	if err := a.WaitMQTT(wctx); err != nil {
+		t.Fatal(err)
+	}
+	return a, stop
+}
+
+// TestCheckpointNoWarmupGap: an agent stopped after its streams warmed up
+// and started again on the same data directory detects a spike in the very
+// first reading after the restart: stream state (window, statistics) is
+// checkpointed, there is no second warm-up.
+func TestCheckpointNoWarmupGap(t *testing.T) {
+	srv := testenv.StartNATS(t)
+	js := edgetest.CreateStreams(t, srv.URL())
+	mq := testenv.StartMosquitto(t)
+	p := deliveryProfile(t, "gw-cp", srv.URL(), mq.URL())
+	pub := publisher(t, mq.URL(), "", "")
+
+	a, stop := runAgent(t, p)
+	sig := newSignal(3, 1<<30, 3)  // no spikes
+	sig.publish(t, pub, 100, 2000) // 100 readings per stream: 2.5 windows
+	waitFor(t, "readings judged", func() bool { return a.State().Readings == 300 })
+	stop()
+
+	a, _ = runAgent(t, p)
+	// The first reading after the restart is a spike.
+	sigma := 1.414
+	ts := sig.t0.Add(time.Duration(sig.next[1]) * 10 * time.Millisecond)
+	payload := fmt.Sprintf(`{"ts":%d,"value":%.4f}`, ts.UnixMilli(), 20+12*sigma)
+	if tok := pub.Publish(topicOf(1), 1, false, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	spikes := map[string]bool{spikeKey(topicOf(1), ts): true}
+	d := waitDelivered(t, js, "gw-cp", spikes, 20*time.Second)
+	checkDelivered(t, d, spikes)
+	if r := a.State().Readings; r != 1 {
+		t.Fatalf("second run judged %d readings, want 1", r)
+	}
+}
