@@ -17,12 +17,9 @@
 // Detectors see each series once, in file order, with no labels and no
 // look-ahead; one Config serves the whole corpus.
 //
-// The edge detector here (ZScore) follows the rule of the edge agent's
-// edge/internal/detect and edge/internal/detect/zscore packages (same
-// scorer, thresholds, warm-up, incident and cool-down logic), written again
-// because models may not import edge. When that logic moves into a package
-// under models/, the agent and this package will both import it and ZScore
-// becomes a thin adapter.
+// The edge detector here (ZScore) is the agent's own decision code,
+// models/detect, which the edge agent imports too: the evaluation measures
+// what runs on the gateway.
 package eval
 
 import (

@@ -90,9 +90,13 @@ func TestZScoreScoreAndClamp(t *testing.T) {
 		t.Fatalf("score %g level %v, want 4 uncertain", j.Score, j.Level)
 	}
 	// 14 was folded clamped to 10+3·1 = 13: held 11, 9, 11, 13.
-	mean, std := z.scorers[0].stats()
-	if !near(mean, 11, 1e-12) || !near(std, math.Sqrt(2), 1e-12) {
-		t.Errorf("after clamp: mean %g std %g, want 11 and sqrt 2", mean, std)
+	// So 11 now scores 0 (unclamped, the mean would be 11.25), and after it
+	// (held 9, 11, 13, 11) 11+4·sqrt 2 scores 4.
+	if j := z.Judge(t0, []float64{11}); !near(j.Score, 0, 1e-12) {
+		t.Errorf("after clamp: 11 scores %g, want 0", j.Score)
+	}
+	if j := z.Judge(t0, []float64{11 + 4*math.Sqrt(2)}); !near(j.Score, 4, 1e-9) {
+		t.Errorf("after clamp: 11+4·sqrt 2 scores %g, want 4", j.Score)
 	}
 	// A constant stream: any change scores very high and is folded as is.
 	c, _ := NewZScore(ZScoreConfig{Window: 3, Warmup: -1}.WithDefaults(), 1)
@@ -100,8 +104,10 @@ func TestZScoreScoreAndClamp(t *testing.T) {
 	if j := c.Judge(t0, []float64{6}); j.Level != Anomaly || j.Score < 1e8 {
 		t.Errorf("change in a constant stream: %+v", j)
 	}
-	if got := c.raw[0].values(); !reflect.DeepEqual(got, []float64{5, 5, 6}) {
-		t.Errorf("held %v", got)
+	// Held 5, 5, 6 (folded as is): mean 16/3, population std sqrt(2)/3, so
+	// 6 scores sqrt 2.
+	if j := c.Judge(t0, []float64{6}); !near(j.Score, math.Sqrt(2), 1e-9) {
+		t.Errorf("after a change in a constant stream, 6 scores %g, want sqrt 2", j.Score)
 	}
 }
 

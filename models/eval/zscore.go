@@ -2,8 +2,9 @@ package eval
 
 import (
 	"fmt"
-	"math"
 	"time"
+
+	"github.com/outpost-iot/outpost/models/detect"
 )
 
 // ZScoreModel is the edge scorer's name and version, as the agent reports it.
@@ -72,18 +73,13 @@ func (c ZScoreConfig) Validate() error {
 	return nil
 }
 
-// ZScore is the edge detector: per value column, the distance of a reading
-// from the mean of the last Window folded readings in their standard
-// deviations (readings folded clamped to mean ± Clamp·std), the level by Low
-// and High, and the incident logic that raises one event per incident (and
-// one more if it escalates from uncertain to anomaly). With several value
-// columns the highest column score counts.
+// ZScore is the edge detector, run through the agent's own decision code
+// (models/detect): per value column one detect.Detector, as the agent keeps
+// one per stream (each value of a reading is a stream). A reading emits when
+// any column's detector emits; its level and score are those of the highest
+// column, and its window that column's.
 type ZScore struct {
-	cfg     ZScoreConfig
-	scorers []*zscorer
-	raw     []*ring
-	seen    int
-	inc     incident
+	dets []*detect.Detector
 }
 
 // NewZScore returns an edge detector for series with the given number of
@@ -95,10 +91,21 @@ func NewZScore(cfg ZScoreConfig, columns int) (*ZScore, error) {
 	if columns < 1 {
 		return nil, fmt.Errorf("zscore: %d value columns", columns)
 	}
-	z := &ZScore{cfg: cfg, inc: incident{cooldown: cfg.Cooldown}}
+	z := &ZScore{}
 	for i := 0; i < columns; i++ {
-		z.scorers = append(z.scorers, newZScorer(cfg.Window, cfg.Clamp))
-		z.raw = append(z.raw, newRing(cfg.Window))
+		d, err := detect.New(detect.Config{
+			Window:           cfg.Window,
+			Scorer:           "zscore",
+			Low:              cfg.Low,
+			High:             cfg.High,
+			CooldownReadings: cfg.Cooldown,
+			Warmup:           cfg.Warmup,
+			Clamp:            cfg.Clamp,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("zscore: %w", err)
+		}
+		z.dets = append(z.dets, d)
 	}
 	return z, nil
 }
@@ -106,102 +113,21 @@ func NewZScore(cfg ZScoreConfig, columns int) (*ZScore, error) {
 // Model implements Detector.
 func (z *ZScore) Model() string { return ZScoreModel }
 
-// Judge implements Detector. As the agent does, it scores the reading against
-// the readings before it, then folds it in.
-func (z *ZScore) Judge(_ time.Time, values []float64) Judgement {
+// Judge implements Detector. As the agent does, each column's detector
+// scores the reading against the readings before it, then folds it in.
+func (z *ZScore) Judge(ts time.Time, values []float64) Judgement {
 	var j Judgement
-	z.seen++
-	col := 0
-	if z.seen > z.cfg.Warmup {
-		for c, s := range z.scorers {
-			if sc := s.score(values[c]); c == 0 || sc > j.Score {
-				j.Score, col = sc, c
-			}
+	var emitLevel detect.Level
+	for c, d := range z.dets {
+		dj := d.Judge(ts, values[c])
+		if c == 0 || dj.Score > j.Score {
+			j.Score, j.Level = dj.Score, Level(dj.Level)
 		}
-		switch {
-		case j.Score >= z.cfg.High:
-			j.Level = Anomaly
-		case j.Score >= z.cfg.Low:
-			j.Level = Uncertain
+		if dj.Emit && (!j.Emit || dj.Level > emitLevel) {
+			j.Emit, emitLevel, j.Window = true, dj.Level, dj.Window
 		}
-	}
-	for c, s := range z.scorers {
-		z.raw[c].push(values[c])
-		s.fold(values[c])
-	}
-	if j.Emit = z.inc.step(j.Level); j.Emit {
-		j.Window = z.raw[col].values()
 	}
 	return j
-}
-
-// zscorer keeps the statistics of the last readings (the edge's
-// zscore.Scorer rule).
-type zscorer struct {
-	clamp     float64
-	vals      *ring
-	dirty     bool
-	mean, std float64
-}
-
-func newZScorer(window int, clamp float64) *zscorer {
-	return &zscorer{clamp: clamp, vals: newRing(window)}
-}
-
-func (s *zscorer) stats() (float64, float64) {
-	if s.dirty {
-		// In storage order, as the edge does, so sums round the same way.
-		s.mean, s.std = meanStd(s.vals.buf[:s.vals.count])
-		s.dirty = false
-	}
-	return s.mean, s.std
-}
-
-// score is |v - mean| / std over the folded readings; 0 with fewer than two;
-// a zero deviation is floored at 1e-9·max(1, |mean|).
-func (s *zscorer) score(v float64) float64 {
-	if s.vals.count < 2 {
-		return 0
-	}
-	mean, std := s.stats()
-	if floor := 1e-9 * math.Max(1, math.Abs(mean)); std < floor {
-		std = floor
-	}
-	z := math.Abs(v-mean) / std
-	if math.IsNaN(z) {
-		return math.Inf(1)
-	}
-	return z
-}
-
-// fold adds v clamped to mean ± clamp·std (as it is while the held readings
-// have no deviation); NaN and infinities are not folded.
-func (s *zscorer) fold(v float64) {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return
-	}
-	if s.vals.count >= 2 {
-		mean, std := s.stats()
-		if std > 1e-9*math.Max(1, math.Abs(mean)) {
-			v = math.Min(math.Max(v, mean-s.clamp*std), mean+s.clamp*std)
-		}
-	}
-	s.vals.push(v)
-	s.dirty = true
-}
-
-func meanStd(xs []float64) (float64, float64) {
-	var sum float64
-	for _, x := range xs {
-		sum += x
-	}
-	mean := sum / float64(len(xs))
-	var ss float64
-	for _, x := range xs {
-		d := x - mean
-		ss += d * d
-	}
-	return mean, math.Sqrt(ss / float64(len(xs)))
 }
 
 // ring is a fixed-size ring of the last values pushed.

@@ -4,8 +4,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/outpost-iot/outpost/edge/internal/detect"
 	"github.com/outpost-iot/outpost/edge/internal/outbox"
+	"github.com/outpost-iot/outpost/models/detect"
 )
 
 // Checkpoints of stream state. Every checkpointInterval the detectors of the

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
-	"github.com/outpost-iot/outpost/edge/internal/detect"
 	"github.com/outpost-iot/outpost/edge/internal/outbox"
+	"github.com/outpost-iot/outpost/models/detect"
 	"github.com/outpost-iot/outpost/shared/profile"
 	"github.com/outpost-iot/outpost/shared/testenv"
 )

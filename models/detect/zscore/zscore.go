@@ -1,7 +1,7 @@
 // Package zscore is the plainest edge scorer: a reading's distance from the
 // mean of the stream's recent readings, in standard deviations of those
-// readings. It imports nothing of MQTT or NATS so that it can move to the
-// models module with the rest of the detection logic.
+// readings. It imports nothing of MQTT or NATS; the edge agent and the
+// evaluation share it through package detect.
 package zscore
 
 import "math"

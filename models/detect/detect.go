@@ -1,15 +1,16 @@
 // Package detect holds the per-stream detection logic of the edge: a ring
 // buffer of recent readings (the window), a scorer, and the decision (normal,
 // uncertain, anomaly) with hysteresis and cool-down so that one incident
-// raises one event. It imports nothing of MQTT or NATS so that it can move to
-// the models module.
+// raises one event. The edge agent runs it on every stream and the evaluation
+// (models/eval) replays corpora through the same code; it imports nothing of
+// MQTT or NATS.
 package detect
 
 import (
 	"fmt"
 	"time"
 
-	"github.com/outpost-iot/outpost/edge/internal/detect/zscore"
+	"github.com/outpost-iot/outpost/models/detect/zscore"
 )
 
 // Level is the judgement of one reading.
@@ -52,6 +53,9 @@ type Config struct {
 	CooldownDuration time.Duration
 	// Warmup is the number of readings folded before any is scored.
 	Warmup int
+	// Clamp is how many standard deviations from the mean a reading may pull
+	// the scorer's statistics; 0 means zscore.DefaultClamp.
+	Clamp float64
 }
 
 // Judgement is the result of judging one reading.
@@ -95,7 +99,7 @@ func New(cfg Config) (*Detector, error) {
 	if cfg.High <= cfg.Low {
 		return nil, fmt.Errorf("detect: high %g <= low %g", cfg.High, cfg.Low)
 	}
-	return &Detector{cfg: cfg, scorer: zscore.New(cfg.Window, 0), raw: make([]float64, cfg.Window)}, nil
+	return &Detector{cfg: cfg, scorer: zscore.New(cfg.Window, cfg.Clamp), raw: make([]float64, cfg.Window)}, nil
 }
 
 // Model is the scorer's "name@version".
