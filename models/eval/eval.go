@@ -33,6 +33,9 @@ type Config struct {
 	Cloud RobustConfig `json:"cloud"`
 	// Hybrid is the hybrid rule. Default AnomalyOrConfirmed.
 	Hybrid HybridRule `json:"hybrid_rule"`
+	// Detectors, when set, replaces the default detectors (see
+	// StockDetectors); Edge and Cloud then configure only those it keeps.
+	Detectors *Detectors `json:"detectors,omitempty"`
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -83,17 +86,13 @@ type Replay struct {
 // and a new cloud detector built from cfg (defaults filled, valid).
 func ReplaySeries(s *nab.Series, cfg Config) (*Replay, error) {
 	cols := len(s.Columns)
-	edge, err := NewZScore(cfg.Edge, cols)
+	edge, cloud, second, err := cfg.detectors(cols)
 	if err != nil {
 		return nil, err
 	}
-	cloud, err := NewRobust(cfg.Cloud, cols)
-	if err != nil {
-		return nil, err
-	}
-	second, err := NewRobust(cfg.Cloud, cols)
-	if err != nil {
-		return nil, err
+	low, high := cfg.Edge.Low, cfg.Edge.High
+	if d := cfg.Detectors; d != nil && d.Edge != nil {
+		low, high = d.EdgeLow, d.EdgeHigh
 	}
 	rp := &Replay{
 		Series:     s,
@@ -121,7 +120,7 @@ func ReplaySeries(s *nab.Series, cfg Config) (*Replay, error) {
 			}
 			// The window ends with the reading's value in the column that scored.
 			ev := event{Agent: "eval", Seq: seq, Stream: stream, TS: ts, Kind: kind, Score: finite(j.Score),
-				Low: cfg.Edge.Low, High: cfg.Edge.High, Value: j.Window[len(j.Window)-1], Model: edge.Model(), Window: j.Window, Created: ts}
+				Low: low, High: high, Value: j.Window[len(j.Window)-1], Model: edge.Model(), Window: j.Window, Created: ts}
 			b, err := json.Marshal(ev)
 			if err != nil {
 				return nil, fmt.Errorf("eval: %s row %d: encoding event: %w", s.Key, i, err)
@@ -146,10 +145,49 @@ func ReplaySeries(s *nab.Series, cfg Config) (*Replay, error) {
 			rp.Detections["cloud"] = append(rp.Detections["cloud"], i)
 		}
 	}
+	for _, d := range []Detector{edge, cloud} {
+		if e, ok := d.(interface{ Err() error }); ok && e.Err() != nil {
+			return nil, fmt.Errorf("eval: %s: %s: %w", s.Key, d.Model(), e.Err())
+		}
+	}
 	// Cloud-only: every reading's payload is uplinked as it came.
 	rp.Uplink["cloud"] = rp.RawBytes
 	rp.Events["cloud"] = len(s.Times)
 	return rp, nil
+}
+
+// detectors makes the edge detector, the cloud's streaming detector and its
+// second stage for a series with cols value columns.
+func (c Config) detectors(cols int) (edge, cloud Detector, second Confirmer, err error) {
+	d := c.Detectors
+	if d == nil {
+		d = &Detectors{}
+	}
+	if d.Edge != nil {
+		edge, err = d.Edge(cols)
+	} else {
+		edge, err = NewZScore(c.Edge, cols)
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if d.Cloud != nil {
+		cloud, err = d.Cloud(cols)
+	} else {
+		cloud, err = NewRobust(c.Cloud, cols)
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if d.Confirmer != nil {
+		second, err = d.Confirmer()
+	} else {
+		second, err = NewRobust(c.Cloud, cols)
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return edge, cloud, second, nil
 }
 
 // event has the fields and JSON names of shared/wire.Event (models may not

@@ -163,9 +163,13 @@ func (r *Report) WriteMarkdown(w io.Writer, plots []string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Outpost on NAB\n\nCorpus `%s`: %d files, %d rows, %d label windows.\n\n", r.Corpus, r.Files, r.Rows, r.Windows)
 	e, c := r.Config.Edge, r.Config.Cloud
-	fmt.Fprintf(&b, "One configuration for every file: edge `%s` window %d, low %g, high %g, cool-down %d, warm-up %d, clamp %g; "+
-		"cloud `%s` window %d (streaming; the second stage re-scores the forwarded window), threshold %g, cool-down %d, warm-up %d; hybrid rule `%s`.\n\n",
-		ZScoreModel, e.Window, e.Low, e.High, e.Cooldown, e.Warmup, e.Clamp, RobustModel, c.Window, c.Threshold, c.Cooldown, c.Warmup, r.Config.Hybrid)
+	if d := r.Config.Detectors; d != nil {
+		fmt.Fprintf(&b, "One configuration for every file: %s; hybrid rule `%s`.\n\n", d.Describe, r.Config.Hybrid)
+	} else {
+		fmt.Fprintf(&b, "One configuration for every file: edge `%s` window %d, low %g, high %g, cool-down %d, warm-up %d, clamp %g; "+
+			"cloud `%s` window %d (streaming; the second stage re-scores the forwarded window), threshold %g, cool-down %d, warm-up %d; hybrid rule `%s`.\n\n",
+			ZScoreModel, e.Window, e.Low, e.High, e.Cooldown, e.Warmup, e.Clamp, RobustModel, c.Window, c.Threshold, c.Cooldown, c.Warmup, r.Config.Hybrid)
+	}
 	b.WriteString("## Overall\n\n")
 	b.WriteString("| mode | NAB standard | NAB low FP | NAB low FN | precision | recall | F1 | windows detected | detections | false positives | uplink / raw bytes |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")

@@ -8,6 +8,12 @@
 //
 //	eval [--corpus DIR] [--out DIR] [flags]
 //
+// By default the edge runs the stock int8 model and the cloud the stock
+// float model (models/stock, through the runtime); --edge zscore and
+// --cloud robust select the rule-based detectors instead, and --models DIR
+// loads models from a folder (modeltool's output) instead of the embedded
+// ones.
+//
 // Without --corpus it uses ../shared/datasets/nab (the full NAB corpus, found
 // relative to the working directory or the repository root) when it exists,
 // else the in-repo datasets/nab, and says which.
@@ -44,6 +50,7 @@ type options struct {
 	plot   string
 	cfg    eval.Config
 	hybrid string
+	stock  eval.StockOptions
 }
 
 // run parses args, evaluates and writes the outputs; it returns the exit
@@ -66,6 +73,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&o.cfg.Cloud.Threshold, "cloud-threshold", 0, "cloud: robust score that is an anomaly or confirms a window (default 10)")
 	fs.IntVar(&o.cfg.Cloud.Cooldown, "cloud-cooldown", 0, "cloud: normal readings that end an incident (default 20; -1 for 0)")
 	fs.IntVar(&o.cfg.Cloud.Warmup, "cloud-warmup", 0, "cloud: readings folded before scoring (default 120; -1 for 0)")
+	fs.StringVar(&o.stock.Edge, "edge", "stock", "edge detector: stock (the stock int8 model, models/stock) or zscore")
+	fs.StringVar(&o.stock.Cloud, "cloud", "stock", "cloud detector and second stage: stock (the stock float model) or robust")
+	fs.StringVar(&o.stock.Dir, "models", "", "load the stock models from this folder (NAME.json + its .tflite) instead of the embedded ones")
+	fs.StringVar(&o.stock.EdgeModel, "edge-model", "", "edge model name (default ae-edge)")
+	fs.StringVar(&o.stock.CloudModel, "cloud-model", "", "cloud model name (default forecast-cloud)")
+	fs.IntVar(&o.stock.EdgeConfig.Cooldown, "model-cooldown", 0, "stock edge: normal readings that end an incident (default 20; -1 for 0)")
+	fs.IntVar(&o.stock.EdgeConfig.Forward, "forward", 0, "stock edge: raw values an uncertain event carries (default 96)")
+	fs.IntVar(&o.stock.EdgeConfig.AnomalyForward, "anomaly-forward", 0, "stock edge: raw values an anomaly event carries (default the model's window; -1: as uncertain events)")
+	fs.IntVar(&o.stock.CloudConfig.Cooldown, "cloud-model-cooldown", 0, "stock cloud: normal readings that end an incident (default 20; -1 for 0)")
+	fs.Float64Var(&o.stock.EdgeLow, "model-low", 0, "stock edge: override the manifest's low threshold")
+	fs.Float64Var(&o.stock.EdgeHigh, "model-high", 0, "stock edge: override the manifest's high threshold")
+	fs.Float64Var(&o.stock.CloudHigh, "cloud-model-high", 0, "stock cloud: override the manifest's high threshold (streaming)")
+	fs.Float64Var(&o.stock.ConfirmAt, "confirm-at", 0, "stock cloud: a forwarded window is confirmed from this multiple of the cloud model's low threshold (default 3)")
 	fs.StringVar(&o.hybrid, "hybrid-rule", string(eval.AnomalyOrConfirmed), "hybrid: anomaly-or-confirmed or confirmed-only")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -78,6 +98,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	o.cfg.Hybrid = eval.HybridRule(o.hybrid)
+	d, err := eval.StockDetectors(o.stock)
+	if err != nil {
+		fmt.Fprintf(stderr, "eval: %v\n", err)
+		return 2
+	}
+	o.cfg.Detectors = d
 	o.cfg = o.cfg.WithDefaults()
 	if err := o.cfg.Validate(); err != nil {
 		fmt.Fprintf(stderr, "eval: %v\n", err)

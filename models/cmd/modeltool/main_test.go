@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const repoCorpus = "../../../datasets/nab"
+
+// TestTrainCheck trains a small int8 model from the in-repo corpus twice
+// (same files, byte for byte), prints the int8/float agreement, and checks
+// the result; a tampered file fails the check.
+func TestTrainCheck(t *testing.T) {
+	args := func(out string) []string {
+		return []string{"train", "--corpus", repoCorpus, "--out", out, "--name", "tiny", "--window", "16", "--hidden", "8",
+			"--epochs", "2", "--stride", "3", "--warmup", "32", "--seed", "9"}
+	}
+	var outs []string
+	for k := 0; k < 2; k++ {
+		out := filepath.Join(t.TempDir(), "m")
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), args(out), &stdout, &stderr); code != 0 {
+			t.Fatalf("exit %d\n%s%s", code, stdout.String(), stderr.String())
+		}
+		if s := stdout.String(); !strings.Contains(s, "int8 vs float on") || !strings.Contains(s, "same decision") || !strings.Contains(s, "thresholds low") {
+			t.Errorf("output lacks the agreement or thresholds:\n%s", s)
+		}
+		outs = append(outs, out)
+	}
+	for _, f := range []string{"tiny.tflite", "tiny.json"} {
+		a, err := os.ReadFile(filepath.Join(outs[0], f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(filepath.Join(outs[1], f))
+		if !bytes.Equal(a, b) && f == "tiny.tflite" {
+			t.Errorf("%s differs between two runs", f)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"check", filepath.Join(outs[0], "tiny.json")}, &stdout, &stderr); code != 0 {
+		t.Fatalf("check: exit %d: %s", code, stderr.String())
+	}
+	p := filepath.Join(outs[1], "tiny.tflite")
+	b, _ := os.ReadFile(p)
+	b[len(b)-1] ^= 1
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := run(context.Background(), []string{"check", filepath.Join(outs[1], "tiny.json")}, &stdout, &stderr); code != 1 {
+		t.Errorf("tampered model: exit %d", code)
+	}
+}
+
+func TestBadUsage(t *testing.T) {
+	for _, args := range [][]string{nil, {"fly"}, {"train"}, {"train", "--corpus", "x"}, {"train", "--corpus", "x", "--out", "y", "--hidden", "a"}, {"check"}} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), args, &stdout, &stderr); code != 2 {
+			t.Errorf("%q: exit %d, want 2", args, code)
+		}
+	}
+}
+
+// TestShippedCheck: the shipped manifests pass the check.
+func TestShippedCheck(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"check", "../../stock/ae-edge.json", "../../stock/forecast-cloud.json"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+}
