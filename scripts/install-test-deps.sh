@@ -2,6 +2,7 @@
 # Installs what Outpost's tests (and demo) need when it is missing:
 #   - mosquitto, the real MQTT broker the tests start on loopback ports (Debian package);
 #   - qemu-user-static, to run the arm64 edge binary in a test (Debian package);
+#   - chromium, the headless browser the dashboard's end-to-end test drives (Debian package);
 #   - LiteRT.js, the official TFLite runtime built for WebAssembly (npm registry), to run the
 #     models our writer produces in it (needs node and npm).
 # Debian packages go through apt-get, with sudo when not root. Go modules come from the Go
@@ -11,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want=("$@")
-[ ${#want[@]} -eq 0 ] && want=(mosquitto qemu-user-static)
+[ ${#want[@]} -eq 0 ] && want=(mosquitto qemu-user-static chromium)
 need=()
 for p in "${want[@]}"; do
   case "$p" in

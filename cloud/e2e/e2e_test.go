@@ -151,13 +151,20 @@ func waitListen(t *testing.T, addr string, p *proc) {
 // cloud starts outpost-cloud on its embedded NATS and returns the NATS URL.
 func cloud(t *testing.T) string {
 	t.Helper()
+	natsURL, _ := cloudHTTP(t)
+	return natsURL
+}
+
+// cloudHTTP is cloud that also returns the HTTP address (host:port).
+func cloudHTTP(t *testing.T) (natsURL, httpAddr string) {
+	t.Helper()
 	natsAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	httpAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	httpAddr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	p := start(t, "outpost-cloud", filepath.Join(binDir, "outpost-cloud"), "serve",
 		"--data", t.TempDir(), "--nats-listen", natsAddr, "--http", httpAddr)
 	waitListen(t, natsAddr, p)
 	waitListen(t, httpAddr, p)
-	return "nats://" + natsAddr
+	return "nats://" + natsAddr, httpAddr
 }
 
 // runScenario drives one edge agent (started by argv prefix edge, e.g. the

@@ -66,6 +66,10 @@ func VerdictSubject(agent string) string { return "outpost.cloud.verdict." + age
 // APISubject is the subject of one fleet API endpoint, e.g. "devices.list".
 func APISubject(endpoint string) string { return APIPrefix + "." + endpoint }
 
+// ModelObject is the name of model name@version's signed package
+// (shared/modelpkg) in the ObjectModels object store: "<name>/<version>".
+func ModelObject(name string, version int) string { return fmt.Sprintf("%s/%d", name, version) }
+
 // MsgID is the JetStream Nats-Msg-Id of the outbox record seq of agent.
 func MsgID(agent string, seq uint64) string { return fmt.Sprintf("%s:%d", agent, seq) }
 

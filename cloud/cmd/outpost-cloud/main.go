@@ -67,6 +67,8 @@ func serve(args []string) int {
 	fs.StringVar(&cfg.Webhook.URL, "webhook", "", "URL that receives confirmed anomalies as JSON POSTs (empty: no webhook)")
 	fs.IntVar(&cfg.Webhook.MaxAttempts, "webhook-attempts", 5, "webhook POST attempts before an alert is dead-lettered")
 	fs.DurationVar(&cfg.Webhook.Backoff, "webhook-backoff", 500*time.Millisecond, "wait after the first failed webhook POST, doubled after each further failure")
+	fs.StringVar(&cfg.SigningKey, "signing-key", "", "model-signing key file (ed25519, PEM), created if missing; replicas on one NATS must share it (default <data>/keys/model-signing.key)")
+	fs.Int64Var(&cfg.MaxModelBytes, "max-model-bytes", 0, "largest model file `fleet models push` accepts (0: 32 MiB)")
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -42,6 +43,11 @@ type ServiceConfig struct {
 	Events  EventQuerier
 	// Verdicts answers verdicts.list; nil leaves the endpoint out.
 	Verdicts VerdictQuerier
+	// Models serves models.* and keys.public; nil leaves them out.
+	Models ModelStore
+	// ModelTimeout bounds one models.* request (a push reads, checks,
+	// signs and stores a file). Default 60s.
+	ModelTimeout time.Duration
 	// Version is the service version; it must be semver for micro, so a
 	// non-semver build version is reported in the version endpoint only.
 	Version string
@@ -85,11 +91,8 @@ func StartService(nc *nats.Conn, cfg ServiceConfig) (*Service, error) {
 			err := fn(req)
 			cfg.Observe(subject, err != nil)
 			if err != nil {
-				code := CodeInternal
-				var bad *BadRequestError
-				if errors.As(err, &bad) {
-					code = CodeBadRequest
-				} else if errors.Is(err, context.DeadlineExceeded) {
+				code := ErrorCode(err)
+				if code == CodeInternal && errors.Is(err, context.DeadlineExceeded) {
 					code = CodeUnavailable
 				}
 				cfg.Logger.Warn("api request failed", "endpoint", subject, "code", code, "err", err)
@@ -110,6 +113,17 @@ func StartService(nc *nats.Conn, cfg ServiceConfig) (*Service, error) {
 	}
 	if cfg.Verdicts != nil {
 		errs = append(errs, add("verdicts_list", EndpointVerdicts, h.verdictsList))
+	}
+	if cfg.Models != nil {
+		if cfg.ModelTimeout == 0 {
+			cfg.ModelTimeout = 60 * time.Second
+		}
+		mh := &modelHandlers{store: cfg.Models, timeout: func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), cfg.ModelTimeout)
+		}}
+		for subject, fn := range mh.endpoints() {
+			errs = append(errs, add(strings.ReplaceAll(subject, ".", "_"), subject, fn))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		_ = svc.Stop()

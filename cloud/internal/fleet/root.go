@@ -47,7 +47,7 @@ func NewRoot() *cobra.Command {
 	g := &globals{}
 	root := &cobra.Command{
 		Use:           "fleet",
-		Short:         "Manage an Outpost fleet: devices, events, verdicts",
+		Short:         "Manage an Outpost fleet: devices, events, verdicts, models, keys",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
@@ -73,5 +73,6 @@ func NewRoot() *cobra.Command {
 	verdicts := &cobra.Command{Use: "verdicts", Short: "The cloud's second-stage decisions on forwarded events"}
 	verdicts.AddCommand(newVerdictsListCmd(g))
 	root.AddCommand(devices, events, verdicts, newVersionCmd(g))
+	root.AddCommand(newModelsCmd(g), newKeysCmd(g))
 	return root
 }

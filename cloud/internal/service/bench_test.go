@@ -33,7 +33,7 @@ func benchEvent(agent string, seq uint64) wire.Event {
 func startBench(b *testing.B, cfg Config) *Service {
 	b.Helper()
 	ns := testenv.StartNATS(b)
-	cfg.NATSURL, cfg.HTTPListen, cfg.Logger = ns.URL(), "127.0.0.1:0", quietLogger()
+	cfg.NATSURL, cfg.HTTPListen, cfg.Logger, cfg.DataDir = ns.URL(), "127.0.0.1:0", quietLogger(), b.TempDir()
 	s, err := Start(context.Background(), cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -134,7 +134,7 @@ func BenchmarkSecondStage(b *testing.B) {
 		ns := testenv.StartNATS(b)
 		// Store the events first: a service started on the same server
 		// creates the streams, then is stopped.
-		first, err := Start(context.Background(), Config{NATSURL: ns.URL(), HTTPListen: "127.0.0.1:0", Logger: quietLogger(), Scorer: "robust-zscore@1"})
+		first, err := Start(context.Background(), Config{NATSURL: ns.URL(), DataDir: b.TempDir(), HTTPListen: "127.0.0.1:0", Logger: quietLogger(), Scorer: "robust-zscore@1"})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -159,7 +159,7 @@ func BenchmarkSecondStage(b *testing.B) {
 		<-js.PublishAsyncComplete()
 		nc.Close()
 		b.StartTimer()
-		svc, err := Start(context.Background(), Config{NATSURL: ns.URL(), HTTPListen: "127.0.0.1:0", Logger: quietLogger(),
+		svc, err := Start(context.Background(), Config{NATSURL: ns.URL(), DataDir: b.TempDir(), HTTPListen: "127.0.0.1:0", Logger: quietLogger(),
 			OnVerdict: func(api.Event, wire.Verdict) {
 				if got.Add(1) == n {
 					close(done)

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -22,7 +23,9 @@ import (
 	"github.com/outpost-iot/outpost/cloud/internal/api"
 	"github.com/outpost-iot/outpost/cloud/internal/events"
 	"github.com/outpost-iot/outpost/cloud/internal/httpui"
+	"github.com/outpost-iot/outpost/cloud/internal/keys"
 	"github.com/outpost-iot/outpost/cloud/internal/metrics"
+	"github.com/outpost-iot/outpost/cloud/internal/modelstore"
 	"github.com/outpost-iot/outpost/cloud/internal/natsembed"
 	"github.com/outpost-iot/outpost/cloud/internal/registry"
 	"github.com/outpost-iot/outpost/cloud/internal/scorer"
@@ -74,6 +77,13 @@ type Config struct {
 	// Webhook configures the webhook alert sink; an empty URL means none.
 	// Metrics and Logger are filled in by the service.
 	Webhook alerts.Config
+	// SigningKey is the model-signing key file (PEM PKCS #8 ed25519),
+	// created when missing. Default <DataDir>/keys/model-signing.key.
+	// Replicas on one NATS must share the file (see package keys).
+	SigningKey string
+	// MaxModelBytes bounds a pushed model file; 0 means
+	// modelstore.DefaultMaxModelBytes.
+	MaxModelBytes int64
 }
 
 func (c *Config) fill() {
@@ -95,6 +105,9 @@ func (c *Config) fill() {
 	if c.Scorer == "" {
 		c.Scorer = scorer.RobustZName
 	}
+	if c.SigningKey == "" {
+		c.SigningKey = filepath.Join(c.DataDir, keys.DefaultFile)
+	}
 }
 
 // Service is a running outpost-cloud.
@@ -111,7 +124,9 @@ type Service struct {
 	feed     *verdicts.Feed
 	webhook  *alerts.Webhook
 	api      *api.Service
+	models   *modelstore.Store
 	httpSrv  *http.Server
+	stream   *httpui.Broadcaster
 	httpLn   net.Listener
 	httpDone chan error
 	stopOnce sync.Once
@@ -157,14 +172,19 @@ func Start(ctx context.Context, cfg Config) (s *Service, err error) {
 	if err = streams.Ensure(ctx, s.js); err != nil {
 		return s, err
 	}
+	if err = s.openModels(ctx); err != nil {
+		return s, err
+	}
 	reg := registry.New(registry.Config{Now: cfg.Now, Logger: log})
 	s.metrics = metrics.New(func() float64 { return float64(reg.OnlineCount()) })
 	reg.SetMetrics(s.metrics)
 	s.registry = reg
+	s.stream = httpui.NewBroadcaster(httpui.BroadcasterConfig{Logger: log})
+	s.metrics.Registry.MustRegister(s.stream.Collectors()...)
 	if err = s.registry.Start(ctx, s.js); err != nil {
 		return s, err
 	}
-	s.events = events.New(s.js, events.Config{RingSize: cfg.RingSize, Batch: cfg.Batch, Metrics: s.metrics, Logger: log, Now: cfg.Now, OnEvent: cfg.OnEvent})
+	s.events = events.New(s.js, events.Config{RingSize: cfg.RingSize, Batch: cfg.Batch, Metrics: s.metrics, Logger: log, Now: cfg.Now, OnEvent: s.onEvent})
 	if err = s.events.Start(ctx); err != nil {
 		return s, err
 	}
@@ -175,7 +195,7 @@ func Start(ctx context.Context, cfg Config) (s *Service, err error) {
 	if err != nil {
 		return s, fmt.Errorf("service: second-stage scorer: %w", err)
 	}
-	if s.stage, err = verdicts.Start(ctx, s.js, verdicts.Config{Scorer: sc, Batch: cfg.Batch, Now: cfg.Now, Metrics: s.metrics, Logger: log, OnVerdict: cfg.OnVerdict}); err != nil {
+	if s.stage, err = verdicts.Start(ctx, s.js, verdicts.Config{Scorer: sc, Batch: cfg.Batch, Now: cfg.Now, Metrics: s.metrics, Logger: log, OnVerdict: s.onVerdict}); err != nil {
 		return s, err
 	}
 	if s.feed, err = verdicts.StartFeed(ctx, s.js, 0, log); err != nil {
@@ -192,6 +212,7 @@ func Start(ctx context.Context, cfg Config) (s *Service, err error) {
 		Devices:  s.registry,
 		Events:   s.events,
 		Verdicts: s.events,
+		Models:   s.modelAPI(),
 		Version:  buildinfo.String(),
 		Logger:   log,
 		Observe: func(endpoint string, failed bool) {
@@ -214,6 +235,11 @@ func Start(ctx context.Context, cfg Config) (s *Service, err error) {
 			Devices:  s.registry.Devices,
 			Latest:   s.events.Latest,
 			Verdicts: s.feed.Latest,
+			// The dashboard's JSON API mirrors the NATS API's queries and
+			// the live stream carries what this replica accepts and decides.
+			Events:       s.events,
+			VerdictQuery: s.events,
+			Stream:       s.stream,
 			Healthy: func() error {
 				if !s.nc.IsConnected() {
 					return errors.New("not connected to NATS")
@@ -224,10 +250,33 @@ func Start(ctx context.Context, cfg Config) (s *Service, err error) {
 		}, s.metrics, log),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
+	s.httpSrv.Handler = s.withModelRoutes(s.httpSrv.Handler)
+	// Open event streams never become idle: end them when HTTP shuts down.
+	s.httpSrv.RegisterOnShutdown(s.stream.Close)
 	s.httpDone = make(chan error, 1)
 	go func() { s.httpDone <- s.httpSrv.Serve(s.httpLn) }()
 	log.Info("ready", "nats", url, "http", s.HTTPAddr(), "version", buildinfo.String())
 	return s, nil
+}
+
+// onEvent feeds an accepted event to the dashboard's live stream (without
+// its window, which the page does not show) and to Config.OnEvent.
+func (s *Service) onEvent(ev api.Event) {
+	live := ev
+	live.Window = nil
+	s.stream.Publish(httpui.SSEEvent, live)
+	if s.cfg.OnEvent != nil {
+		s.cfg.OnEvent(ev)
+	}
+}
+
+// onVerdict feeds a decided verdict to the dashboard's live stream and to
+// Config.OnVerdict.
+func (s *Service) onVerdict(ev api.Event, v wire.Verdict) {
+	s.stream.Publish(httpui.SSEVerdict, v)
+	if s.cfg.OnVerdict != nil {
+		s.cfg.OnVerdict(ev, v)
+	}
 }
 
 // NATSURL is the URL of the NATS server the service uses.
