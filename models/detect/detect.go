@@ -8,6 +8,7 @@ package detect
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/outpost-iot/outpost/models/detect/zscore"
@@ -35,11 +36,89 @@ func (l Level) String() string {
 	return fmt.Sprintf("level(%d)", int(l))
 }
 
+// GapFill says how a gap in a stream is filled.
+type GapFill int
+
+// Gap fills.
+const (
+	// GapNone leaves gaps alone (and learns no interval).
+	GapNone GapFill = iota
+	// GapHold repeats the last value.
+	GapHold
+	// GapLinear interpolates from the last value to the new reading.
+	GapLinear
+	// GapMissing marks the missing samples: they take their place in the
+	// window, recorded as missing (NaN), and the scorer skips them.
+	GapMissing
+)
+
+// Normalize says how Features normalises the window.
+type Normalize int
+
+// Normalisations.
+const (
+	// NormNone: the raw values.
+	NormNone Normalize = iota
+	// NormWindow: (x - mean) / std over the window's own readings (std
+	// floored at StdFloor·max(1, |mean|)).
+	NormWindow
+	// NormOnline: (x - mean) / std with a running (exponentially weighted)
+	// mean and deviation of the stream's readings, half-life HalfLife
+	// readings.
+	NormOnline
+	// NormManifest: (x - NormMean) / NormScale, fixed (from the profile or
+	// the model's manifest).
+	NormManifest
+)
+
+// Defaults of Config's zero fields.
+const (
+	DefaultMaxFill      = 100
+	DefaultGapIntervals = 1.5
+	DefaultStdFloor     = 1e-9
+	// spacings is how many recent spacings the learnt interval is the
+	// median of.
+	spacings = 16
+	// minSpacings is how many are needed before an interval is learnt.
+	minSpacings = 4
+)
+
 // Config configures one stream's detector. Its zero value is not usable; the
 // agent builds it from a profile.Stream with defaults filled.
 type Config struct {
-	// Window is the number of readings kept and scored against (>= 2).
+	// Window is the number of readings kept and scored against (>= 2);
+	// with Span, the most the window may hold.
 	Window int
+	// Span, when > 0, makes the window the readings of the last Span of
+	// reading time (a reading at t holds those after t - Span), at most
+	// Window of them.
+	Span time.Duration
+	// Reorder is the bounded reordering delay of reading time (Offer): a
+	// reading is held until the newest reading is Reorder newer, then
+	// judged in timestamp order; readings older than that are dropped and
+	// counted as late, readings with a timestamp already seen as
+	// duplicates. 0: no reordering, readings are judged as they come.
+	Reorder time.Duration
+	// Interval is the expected sample interval; 0 learns it as the median
+	// of recent spacings. Only used to find gaps (GapFill).
+	Interval time.Duration
+	// GapFill says how gaps of more than GapIntervals intervals are
+	// filled. GapNone (the zero value) leaves them.
+	GapFill GapFill
+	// GapIntervals is k: a spacing of more than k intervals is a gap.
+	// 0 means DefaultGapIntervals.
+	GapIntervals float64
+	// MaxFill is the most samples one gap is filled with; a longer gap
+	// resets the window (and the warm-up). 0 means DefaultMaxFill.
+	MaxFill int
+	// Normalize, HalfLife, NormMean, NormScale and StdFloor say how
+	// Features normalises the window. HalfLife (readings) 0 means Window;
+	// StdFloor 0 means DefaultStdFloor.
+	Normalize Normalize
+	HalfLife  int
+	NormMean  float64
+	NormScale float64
+	StdFloor  float64
 	// Scorer names the scorer; only "zscore" exists.
 	Scorer string
 	// Low and High are the thresholds: score < Low normal, Low <= score <
@@ -60,6 +139,10 @@ type Config struct {
 
 // Judgement is the result of judging one reading.
 type Judgement struct {
+	// TS and Value are the reading judged (with Offer, not necessarily the
+	// one offered: a held reading is judged when the watermark passes it).
+	TS    time.Time
+	Value float64
 	// Level is the reading's level by its score alone.
 	Level Level
 	// Score is the scorer's score (0 during warm-up).
@@ -68,24 +151,103 @@ type Judgement struct {
 	// forwarded as an event of kind Level.
 	Emit bool
 	// Window is a copy of the raw values of the window, oldest first, ending
-	// with this reading; only set when Emit.
+	// with this reading; only set when Emit. Missing samples are NaN.
 	Window []float64
 	// Warm is false while the stream is still warming up.
 	Warm bool
+	// Filled is the number of samples the gap before this reading was
+	// filled with; Reset says the gap was too long and reset the window.
+	Filled int
+	Reset  bool
+}
+
+// Fate is what Offer did with a reading.
+type Fate int
+
+// Fates.
+const (
+	// Judged: the reading was judged (its judgement is among those
+	// returned).
+	Judged Fate = iota
+	// Held: the reading waits in the reorder buffer.
+	Held
+	// Late: older than the reordering delay allows; dropped and counted.
+	Late
+	// Duplicate: a reading with the same timestamp was already taken;
+	// dropped and counted.
+	Duplicate
+)
+
+func (f Fate) String() string {
+	switch f {
+	case Judged:
+		return "judged"
+	case Held:
+		return "held"
+	case Late:
+		return "late"
+	case Duplicate:
+		return "duplicate"
+	}
+	return fmt.Sprintf("fate(%d)", int(f))
+}
+
+// Counters count what a detector did besides judging, since it was made
+// (they are part of its checkpointed state).
+type Counters struct {
+	// Late and Duplicate readings dropped by the reorder stage.
+	Late, Duplicate uint64
+	// Filled is the samples gaps were filled with (hold, linear or
+	// missing); GapResets the gaps too long to fill, which reset the window.
+	Filled, GapResets uint64
+}
+
+// held is a reading in the reorder buffer.
+type held struct {
+	ts int64
+	v  float64
 }
 
 // Detector judges the readings of one stream. Not safe for concurrent use.
 type Detector struct {
 	cfg    Config
 	scorer *zscore.Scorer
-	raw    []float64
-	next   int
-	count  int
-	seen   int
+	// The window: a ring of raw values (NaN: missing) and reading times
+	// (unix ns), parallel to the scorer's ring.
+	raw   []float64
+	ts    []int64
+	next  int
+	count int
+	seen  int
 
 	incident   Level
 	quiet      int
 	quietSince time.Time
+
+	// Last reading processed (for gaps).
+	hasLast bool
+	lastTS  int64
+	lastV   float64
+	// Recent spacings (ns), a ring, for the learnt interval.
+	spacing  [spacings]int64
+	spNext   int
+	spCount  int
+	spSorted [spacings]int64 // scratch
+
+	// Reorder stage.
+	hasNewest    bool
+	newest       int64 // newest reading time offered
+	lastReleased int64 // time of the last reading released to judging
+	hasReleased  bool
+	buf          []held // sorted by ts
+
+	// Online normalisation.
+	onN    uint64
+	onMean float64
+	onVar  float64
+	alpha  float64
+
+	counters Counters
 }
 
 // New returns a detector for cfg.
@@ -99,19 +261,129 @@ func New(cfg Config) (*Detector, error) {
 	if cfg.High <= cfg.Low {
 		return nil, fmt.Errorf("detect: high %g <= low %g", cfg.High, cfg.Low)
 	}
-	return &Detector{cfg: cfg, scorer: zscore.New(cfg.Window, cfg.Clamp), raw: make([]float64, cfg.Window)}, nil
+	if cfg.Span < 0 || cfg.Reorder < 0 || cfg.Interval < 0 || cfg.MaxFill < 0 || cfg.GapIntervals < 0 || cfg.HalfLife < 0 || cfg.StdFloor < 0 {
+		return nil, fmt.Errorf("detect: negative span, reorder, interval, max fill, gap intervals, half-life or std floor")
+	}
+	if cfg.GapFill < GapNone || cfg.GapFill > GapMissing {
+		return nil, fmt.Errorf("detect: unknown gap fill %d", cfg.GapFill)
+	}
+	if cfg.Normalize < NormNone || cfg.Normalize > NormManifest {
+		return nil, fmt.Errorf("detect: unknown normalisation %d", cfg.Normalize)
+	}
+	if cfg.Normalize == NormManifest && !(cfg.NormScale > 0) {
+		return nil, fmt.Errorf("detect: manifest normalisation needs a scale > 0, got %g", cfg.NormScale)
+	}
+	if cfg.MaxFill == 0 {
+		cfg.MaxFill = DefaultMaxFill
+	}
+	if cfg.GapIntervals == 0 {
+		cfg.GapIntervals = DefaultGapIntervals
+	}
+	if cfg.HalfLife == 0 {
+		cfg.HalfLife = cfg.Window
+	}
+	if cfg.StdFloor == 0 {
+		cfg.StdFloor = DefaultStdFloor
+	}
+	d := &Detector{cfg: cfg, scorer: zscore.New(cfg.Window, cfg.Clamp), raw: make([]float64, cfg.Window), ts: make([]int64, cfg.Window)}
+	d.alpha = 1 - math.Exp2(-1/float64(cfg.HalfLife))
+	return d, nil
 }
 
 // Model is the scorer's "name@version".
 func (d *Detector) Model() string { return zscore.Model }
 
-// Config returns the detector's configuration.
+// Config returns the detector's configuration, defaults filled.
 func (d *Detector) Config() Config { return d.cfg }
 
-// Judge scores the reading v taken at ts, decides, then folds v into the
-// window.
+// Counters returns what the detector dropped, filled and reset so far.
+func (d *Detector) Counters() Counters { return d.counters }
+
+// Pending is the number of readings held in the reorder buffer.
+func (d *Detector) Pending() int { return len(d.buf) }
+
+// Len is the number of samples the window holds (missing ones included).
+func (d *Detector) Len() int { return d.count }
+
+// maxHeld bounds the reorder buffer: when full, its oldest reading is
+// judged early (still in order; a later reading older than it is late).
+func (d *Detector) maxHeld() int { return max(d.cfg.Window, 64) }
+
+// Offer passes the reading v taken at ts through the reorder stage (see
+// Config.Reorder) and judges the readings it releases, in timestamp order,
+// appending their judgements to dst. It returns dst and what became of this
+// reading. With Reorder 0 it is Judge.
+func (d *Detector) Offer(dst []Judgement, ts time.Time, v float64) ([]Judgement, Fate) {
+	if d.cfg.Reorder <= 0 {
+		return append(dst, d.Judge(ts, v)), Judged
+	}
+	t := ts.UnixNano()
+	if d.hasNewest && t < d.newest-int64(d.cfg.Reorder) {
+		d.counters.Late++
+		return dst, Late
+	}
+	if d.hasReleased && t <= d.lastReleased {
+		// Released readings are all at or before the watermark, so only the
+		// last can have this time; older ones were caught above.
+		if t == d.lastReleased {
+			d.counters.Duplicate++
+			return dst, Duplicate
+		}
+		d.counters.Late++
+		return dst, Late
+	}
+	// Insert in order (the buffer is short and mostly in order: from the end).
+	i := len(d.buf)
+	for i > 0 && d.buf[i-1].ts >= t {
+		i--
+	}
+	if i < len(d.buf) && d.buf[i].ts == t {
+		d.counters.Duplicate++
+		return dst, Duplicate
+	}
+	d.buf = append(d.buf, held{})
+	copy(d.buf[i+1:], d.buf[i:])
+	d.buf[i] = held{t, v}
+	if !d.hasNewest || t > d.newest {
+		d.newest, d.hasNewest = t, true
+	}
+	fate := Held
+	wm := d.newest - int64(d.cfg.Reorder)
+	n := 0
+	for n < len(d.buf) && (d.buf[n].ts <= wm || len(d.buf)-n > d.maxHeld()) {
+		h := d.buf[n]
+		if h.ts == t {
+			fate = Judged
+		}
+		dst = append(dst, d.Judge(time.Unix(0, h.ts).UTC(), h.v))
+		d.lastReleased, d.hasReleased = h.ts, true
+		n++
+	}
+	if n > 0 {
+		k := copy(d.buf, d.buf[n:])
+		d.buf = d.buf[:k]
+	}
+	return dst, fate
+}
+
+// Judge judges the reading v taken at ts at once, in the order given (no
+// reordering): it fills the gap before it (Config.GapFill), evicts what
+// fell out of a time-span window, scores v against the window, decides,
+// then folds v into the window. A NaN v is a missing sample: recorded,
+// not scored.
 func (d *Detector) Judge(ts time.Time, v float64) Judgement {
-	var j Judgement
+	j := Judgement{TS: ts, Value: v}
+	t := ts.UnixNano()
+	if d.cfg.GapFill != GapNone {
+		d.fillGap(&j, t, v)
+	}
+	if d.cfg.Span > 0 {
+		d.evictBefore(t - int64(d.cfg.Span))
+	}
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		d.push(t, math.NaN())
+		return j
+	}
 	d.seen++
 	if d.seen > d.cfg.Warmup {
 		j.Warm = true
@@ -123,8 +395,10 @@ func (d *Detector) Judge(ts time.Time, v float64) Judgement {
 			j.Level = Uncertain
 		}
 	}
-	d.push(v)
-	d.scorer.Fold(v)
+	d.push(t, v)
+	if d.cfg.Normalize == NormOnline {
+		d.online(v)
+	}
 
 	switch {
 	case j.Level > d.incident:
@@ -153,12 +427,200 @@ func (d *Detector) Judge(ts time.Time, v float64) Judgement {
 	return j
 }
 
-func (d *Detector) push(v float64) {
+// push adds a sample to the window and the scorer.
+func (d *Detector) push(t int64, v float64) {
 	d.raw[d.next] = v
+	d.ts[d.next] = t
 	d.next = (d.next + 1) % len(d.raw)
 	if d.count < len(d.raw) {
 		d.count++
 	}
+	d.scorer.Fold(v)
+	d.lastTS, d.lastV, d.hasLast = t, v, true
+}
+
+// evictBefore drops the window's samples taken at or before t.
+func (d *Detector) evictBefore(t int64) {
+	for d.count > 0 {
+		oldest := d.next - d.count
+		if oldest < 0 {
+			oldest += len(d.raw)
+		}
+		if d.ts[oldest] > t {
+			return
+		}
+		d.count--
+		d.scorer.Evict()
+	}
+}
+
+// interval is the expected sample interval in ns, configured or learnt (0:
+// not known yet).
+func (d *Detector) interval() int64 {
+	if d.cfg.Interval > 0 {
+		return int64(d.cfg.Interval)
+	}
+	if d.spCount < minSpacings {
+		return 0
+	}
+	s := d.spSorted[:d.spCount]
+	copy(s, d.spacing[:d.spCount])
+	for i := 1; i < len(s); i++ { // insertion sort: 16 values, no allocation
+		for k := i; k > 0 && s[k] < s[k-1]; k-- {
+			s[k], s[k-1] = s[k-1], s[k]
+		}
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// fillGap fills the gap between the last sample and a reading at t.
+func (d *Detector) fillGap(j *Judgement, t int64, v float64) {
+	if !d.hasLast {
+		return
+	}
+	gap := t - d.lastTS
+	if gap <= 0 {
+		return
+	}
+	iv := d.interval()
+	if d.cfg.Interval == 0 {
+		d.spacing[d.spNext] = gap
+		d.spNext = (d.spNext + 1) % spacings
+		if d.spCount < spacings {
+			d.spCount++
+		}
+	}
+	if iv <= 0 || float64(gap) <= d.cfg.GapIntervals*float64(iv) {
+		return
+	}
+	n := int(math.Round(float64(gap)/float64(iv))) - 1
+	if n <= 0 {
+		return
+	}
+	if n > d.cfg.MaxFill {
+		d.resetWindow()
+		d.counters.GapResets++
+		j.Reset = true
+		return
+	}
+	last, from := d.lastV, d.lastTS
+	for i := 1; i <= n; i++ {
+		f := float64(i) / float64(n+1)
+		x := last
+		switch d.cfg.GapFill {
+		case GapLinear:
+			x = last + (v-last)*f
+			if math.IsNaN(last) || math.IsNaN(v) {
+				x = math.NaN()
+			}
+		case GapMissing:
+			x = math.NaN()
+		}
+		d.push(from+int64(float64(gap)*f), x)
+	}
+	d.counters.Filled += uint64(n)
+	j.Filled = n
+}
+
+// resetWindow empties the window, the scorer and the warm-up, and ends the
+// incident: after a gap too long to fill, the stream starts afresh.
+func (d *Detector) resetWindow() {
+	d.count, d.next, d.seen = 0, 0, 0
+	d.scorer.Reset()
+	d.ResetIncident()
+	d.hasLast = false
+}
+
+// online folds v into the running mean and variance.
+func (d *Detector) online(v float64) {
+	if d.onN == 0 {
+		d.onMean, d.onVar = v, 0
+	} else {
+		diff := v - d.onMean
+		incr := d.alpha * diff
+		d.onMean += incr
+		d.onVar = (1 - d.alpha) * (d.onVar + diff*incr)
+	}
+	d.onN++
+}
+
+// Features fills dst with the newest min(len(dst), Len()) samples of the
+// window, oldest first, normalised per Config.Normalize, and returns how
+// many it wrote. A missing sample is written as the normalisation's centre
+// (0, or the window mean with NormNone). It does not allocate.
+func (d *Detector) Features(dst []float32) int {
+	n := min(len(dst), d.count)
+	if n == 0 {
+		return 0
+	}
+	var mean, scale float64
+	switch d.cfg.Normalize {
+	case NormNone:
+		mean, _ = d.windowStats()
+		scale = 1
+	case NormWindow:
+		var std float64
+		mean, std = d.windowStats()
+		scale = math.Max(std, d.cfg.StdFloor*math.Max(1, math.Abs(mean)))
+	case NormOnline:
+		mean = d.onMean
+		scale = math.Max(math.Sqrt(d.onVar), d.cfg.StdFloor*math.Max(1, math.Abs(mean)))
+	case NormManifest:
+		mean, scale = d.cfg.NormMean, d.cfg.NormScale
+	}
+	i := d.next - n
+	if i < 0 {
+		i += len(d.raw)
+	}
+	for k := 0; k < n; k++ {
+		x := d.raw[i]
+		switch {
+		case x != x: // missing
+			dst[k] = 0
+			if d.cfg.Normalize == NormNone {
+				dst[k] = float32(mean)
+			}
+		case d.cfg.Normalize == NormNone:
+			dst[k] = float32(x)
+		default:
+			dst[k] = float32((x - mean) / scale)
+		}
+		if i++; i == len(d.raw) {
+			i = 0
+		}
+	}
+	return n
+}
+
+// windowStats is the mean and population deviation of the window's raw
+// readings (missing ones left out).
+func (d *Detector) windowStats() (mean, std float64) {
+	var sum float64
+	n := 0
+	i := d.next - d.count
+	if i < 0 {
+		i += len(d.raw)
+	}
+	for k := 0; k < d.count; k++ {
+		if x := d.raw[(i+k)%len(d.raw)]; x == x {
+			sum += x
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, 0
+	}
+	mean = sum / float64(n)
+	var ss float64
+	for k := 0; k < d.count; k++ {
+		if x := d.raw[(i+k)%len(d.raw)]; x == x {
+			ss += (x - mean) * (x - mean)
+		}
+	}
+	return mean, math.Sqrt(ss / float64(n))
 }
 
 func (d *Detector) window() []float64 {

@@ -8,17 +8,71 @@ import (
 	"time"
 )
 
-const stateVersion = 1
+// State format versions. Version 1 (before windows by time, reordering,
+// gaps and normalisation) held the window's values but not their times;
+// it still loads into a detector without a time-span window (a span window
+// refuses it with ErrState: the stream warms up again).
+const (
+	stateV1      = 1
+	stateVersion = 2
+)
 
 // ErrState: a checkpointed state does not fit this detector (other window
 // size, other format); the caller starts the stream afresh.
 var ErrState = errors.New("detect: bad state")
 
-// MarshalBinary returns the detector's state: the window, the scorer's
-// statistics, the warm-up count and the incident (hysteresis and
-// cool-down), so that a restarted agent resumes detection at once.
+// MarshalBinary returns the detector's state: the window (values and
+// reading times), the scorer's statistics, the warm-up count, the incident
+// (hysteresis and cool-down), the reorder buffer, the gap state (last
+// sample, recent spacings), the online normalisation and the counters, so
+// that a restarted agent resumes detection at once.
 func (d *Detector) MarshalBinary() ([]byte, error) {
-	b := []byte{stateVersion}
+	b := make([]byte, 0, 64+17*len(d.raw)+16*len(d.buf))
+	b = append(b, stateVersion)
+	b = d.appendV1Head(b)
+	// Version 2 fields.
+	var flags uint64
+	if d.hasLast {
+		flags |= 1
+	}
+	if d.hasNewest {
+		flags |= 2
+	}
+	if d.hasReleased {
+		flags |= 4
+	}
+	b = binary.AppendUvarint(b, flags)
+	b = binary.AppendVarint(b, d.lastTS)
+	b = appendFloat(b, d.lastV)
+	b = binary.AppendVarint(b, d.newest)
+	b = binary.AppendVarint(b, d.lastReleased)
+	b = binary.AppendUvarint(b, uint64(len(d.buf)))
+	for _, h := range d.buf {
+		b = binary.AppendVarint(b, h.ts)
+		b = appendFloat(b, h.v)
+	}
+	b = binary.AppendUvarint(b, uint64(d.spCount))
+	for i := 0; i < d.spCount; i++ { // oldest first
+		b = binary.AppendVarint(b, d.spacing[(d.spNext-d.spCount+i+2*spacings)%spacings])
+	}
+	b = binary.AppendUvarint(b, d.onN)
+	b = appendFloat(b, d.onMean)
+	b = appendFloat(b, d.onVar)
+	c := d.counters
+	for _, n := range []uint64{c.Late, c.Duplicate, c.Filled, c.GapResets} {
+		b = binary.AppendUvarint(b, n)
+	}
+	for _, t := range d.ts {
+		b = binary.AppendVarint(b, t)
+	}
+	for _, v := range d.raw {
+		b = appendFloat(b, v)
+	}
+	return d.scorer.AppendBinary(b)
+}
+
+// appendV1Head appends the fields version 1 began with.
+func (d *Detector) appendV1Head(b []byte) []byte {
 	b = binary.AppendUvarint(b, uint64(len(d.raw)))
 	b = binary.AppendUvarint(b, uint64(d.next))
 	b = binary.AppendUvarint(b, uint64(d.count))
@@ -29,55 +83,144 @@ func (d *Detector) MarshalBinary() ([]byte, error) {
 	if !d.quietSince.IsZero() {
 		qs = d.quietSince.UnixNano()
 	}
-	b = binary.AppendVarint(b, qs)
-	for _, v := range d.raw {
-		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
-	}
-	return d.scorer.AppendBinary(b)
+	return binary.AppendVarint(b, qs)
 }
 
-// UnmarshalBinary restores a state written by MarshalBinary into a detector
-// of the same window size. On error the detector is unchanged.
-func (d *Detector) UnmarshalBinary(b []byte) error {
-	if len(b) < 1 || b[0] != stateVersion {
-		return fmt.Errorf("%w: version", ErrState)
+func appendFloat(b []byte, v float64) []byte {
+	return binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+}
+
+// reader decodes a state, remembering the first error.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
 	}
-	b = b[1:]
-	var f [6]uint64
-	for i := range f {
-		v, n := binary.Uvarint(b)
-		if n <= 0 {
-			return fmt.Errorf("%w: truncated", ErrState)
-		}
-		f[i], b = v, b[n:]
-	}
-	qs, n := binary.Varint(b)
+	v, n := binary.Uvarint(r.b)
 	if n <= 0 {
-		return fmt.Errorf("%w: truncated", ErrState)
+		r.err = fmt.Errorf("%w: truncated", ErrState)
+		return 0
 	}
-	b = b[n:]
-	size, next, count, seen, incident, quiet := f[0], f[1], f[2], f[3], f[4], f[5]
-	if size != uint64(len(d.raw)) || next >= size || count > size || incident > uint64(Anomaly) || uint64(len(b)) < 8*size {
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = fmt.Errorf("%w: truncated", ErrState)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) float() float64 {
+	if r.err != nil {
+		return 0
+	}
+	if len(r.b) < 8 {
+		r.err = fmt.Errorf("%w: truncated", ErrState)
+		return 0
+	}
+	v := math.Float64frombits(binary.LittleEndian.Uint64(r.b))
+	r.b = r.b[8:]
+	return v
+}
+
+// UnmarshalBinary restores a state written by MarshalBinary (this version
+// or version 1) into a detector of the same window size. On error the
+// detector is unchanged.
+func (d *Detector) UnmarshalBinary(b []byte) error {
+	if len(b) < 1 || (b[0] != stateVersion && b[0] != stateV1) {
+		v := -1
+		if len(b) > 0 {
+			v = int(b[0])
+		}
+		return fmt.Errorf("%w: version %d (this build reads %d and %d)", ErrState, v, stateV1, stateVersion)
+	}
+	version := b[0]
+	r := &reader{b: b[1:]}
+	size, next, count, seen, incident, quiet := r.uvarint(), r.uvarint(), r.uvarint(), r.uvarint(), r.uvarint(), r.uvarint()
+	qs := r.varint()
+	if r.err != nil {
+		return r.err
+	}
+	if size != uint64(len(d.raw)) || next >= size || count > size || incident > uint64(Anomaly) {
 		return fmt.Errorf("%w: window %d (here %d)", ErrState, size, len(d.raw))
 	}
-	raw := make([]float64, size)
-	for i := range raw {
-		raw[i] = math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:]))
+	n := *d // the new state, committed at the end
+	n.buf, n.ts, n.raw = nil, make([]int64, size), make([]float64, size)
+	n.hasLast, n.hasNewest, n.hasReleased = false, false, false
+	n.lastTS, n.lastV, n.newest, n.lastReleased = 0, 0, 0, 0
+	n.spNext, n.spCount, n.onN, n.onMean, n.onVar = 0, 0, 0, 0, 0
+	n.counters = Counters{}
+	if version == stateV1 {
+		if d.cfg.Span > 0 {
+			return fmt.Errorf("%w: a version 1 state has no reading times, which a time-span window needs", ErrState)
+		}
+	} else {
+		flags := r.uvarint()
+		n.hasLast, n.hasNewest, n.hasReleased = flags&1 != 0, flags&2 != 0, flags&4 != 0
+		n.lastTS, n.lastV = r.varint(), r.float()
+		n.newest, n.lastReleased = r.varint(), r.varint()
+		nb := r.uvarint()
+		if r.err == nil && nb > uint64(len(r.b)/9) {
+			return fmt.Errorf("%w: reorder buffer of %d", ErrState, nb)
+		}
+		n.buf = make([]held, 0, nb)
+		for i := uint64(0); i < nb && r.err == nil; i++ {
+			h := held{ts: r.varint(), v: r.float()}
+			if len(n.buf) > 0 && h.ts <= n.buf[len(n.buf)-1].ts {
+				return fmt.Errorf("%w: reorder buffer out of order", ErrState)
+			}
+			n.buf = append(n.buf, h)
+		}
+		sc := r.uvarint()
+		if sc > spacings {
+			return fmt.Errorf("%w: %d spacings", ErrState, sc)
+		}
+		for i := uint64(0); i < sc; i++ {
+			n.spacing[i] = r.varint()
+		}
+		n.spCount, n.spNext = int(sc), int(sc)%spacings
+		n.onN, n.onMean, n.onVar = r.uvarint(), r.float(), r.float()
+		n.counters = Counters{Late: r.uvarint(), Duplicate: r.uvarint(), Filled: r.uvarint(), GapResets: r.uvarint()}
+		for i := range n.ts {
+			n.ts[i] = r.varint()
+		}
 	}
+	for i := range n.raw {
+		n.raw[i] = r.float()
+	}
+	if r.err != nil {
+		return r.err
+	}
+	// Decode the scorer into a copy so that a bad scorer state leaves d
+	// unchanged.
 	sc := *d.scorer
-	sc2 := &sc
-	// Decode into a copy so that a bad scorer state leaves d unchanged.
-	sc2.ResetBuffer()
-	if _, err := sc2.DecodeFrom(b[8*size:]); err != nil {
+	sc.ResetBuffer()
+	if _, err := sc.DecodeFrom(r.b); err != nil {
 		return fmt.Errorf("%w: %v", ErrState, err)
 	}
-	d.scorer = sc2
-	d.raw, d.next, d.count, d.seen = raw, int(next), int(count), int(seen)
-	d.incident, d.quiet = Level(incident), int(quiet)
-	d.quietSince = time.Time{}
-	if qs != 0 {
-		d.quietSince = time.Unix(0, qs).UTC()
+	if sc.Count() != int(count) {
+		return fmt.Errorf("%w: scorer holds %d samples, window %d", ErrState, sc.Count(), count)
 	}
+	n.scorer = &sc
+	n.next, n.count, n.seen = int(next), int(count), int(seen)
+	n.incident, n.quiet = Level(incident), int(quiet)
+	n.quietSince = time.Time{}
+	if qs != 0 {
+		n.quietSince = time.Unix(0, qs).UTC()
+	}
+	*d = n
 	return nil
 }
 

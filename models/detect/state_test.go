@@ -82,11 +82,25 @@ func FuzzUnmarshalState(f *testing.F) {
 	}
 	b, _ := d.MarshalBinary()
 	f.Add(b)
+	full := Config{Window: 8, Low: 4, High: 6, Warmup: 2, Span: time.Minute, Reorder: 3 * time.Second, GapFill: GapLinear, Normalize: NormOnline}
+	d2, _ := New(full)
+	for i := 0; i < 30; i++ {
+		if i%7 != 3 {
+			d2.Offer(nil, time.Unix(int64(i), 0), float64(i%3))
+		}
+	}
+	b2, _ := d2.MarshalBinary()
+	f.Add(b2)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, _ := New(Config{Window: 8, Low: 4, High: 6, Warmup: 2})
-		if err := d.UnmarshalBinary(b); err != nil {
-			return
+		if err := d.UnmarshalBinary(b); err == nil {
+			d.Judge(time.Unix(100, 0), 1) // must not panic
 		}
-		d.Judge(time.Unix(100, 0), 1) // must not panic
+		d, _ = New(full)
+		if err := d.UnmarshalBinary(b); err == nil {
+			d.Offer(nil, time.Unix(100, 0), 1) // must not panic
+			d.Offer(nil, time.Unix(200, 0), 1)
+			d.Features(make([]float32, 8))
+		}
 	})
 }

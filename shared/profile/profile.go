@@ -32,7 +32,21 @@ const (
 	DefaultNATSURL         = "nats://127.0.0.1:4222"
 	DefaultStreamPrefix    = "{topic}"
 	DefaultVideoBucket     = time.Second
+	// DefaultSpanWindow is the sample cap of a window by time span
+	// (window_span) when window is not set.
+	DefaultSpanWindow = 1000
+	// DefaultSpanWarmup is the warm-up of a window by time span when
+	// warmup is not set (at most the window).
+	DefaultSpanWarmup = 30
+	DefaultMaxFill    = 100
+	DefaultGapFactor  = 1.5
 )
+
+// GapFills are the gap_fill values the schema accepts ("" leaves gaps).
+var GapFills = []string{"hold", "linear", "missing"}
+
+// Normalizations are the normalize values the schema accepts.
+var Normalizations = []string{"none", "window", "online", "manifest"}
 
 // DefaultVideoClasses are the object classes the video decoder counts by
 // default (COCO names); other classes are counted as "other".
@@ -166,7 +180,48 @@ type Stream struct {
 	// "sensors/#"). Default "#".
 	Match string `yaml:"match"`
 	// Window is the number of recent readings the scorer keeps. Default 120.
+	// With WindowSpan it is the most readings the window may hold (default
+	// DefaultSpanWindow).
 	Window int `yaml:"window"`
+	// WindowSpan, when set, makes the window the readings of the last
+	// WindowSpan of reading time ("10m"), at most Window of them. Default:
+	// unset (a window by sample count).
+	WindowSpan time.Duration `yaml:"window_span"`
+	// Reorder is the bounded reordering delay, in reading time ("5s"): a
+	// reading is held until a reading Reorder newer has come, then judged in
+	// timestamp order; readings older than that, and readings whose
+	// timestamp was already taken, are dropped and counted (late_dropped,
+	// duplicates). Default 0: no reordering (readings are judged as they
+	// come, nothing is dropped).
+	Reorder time.Duration `yaml:"reorder"`
+	// Interval is the expected sample interval ("1m"), used to find gaps.
+	// Default: learnt from the median of recent spacings.
+	Interval time.Duration `yaml:"interval"`
+	// GapFill says how a gap of more than GapFactor intervals is filled:
+	// "hold" repeats the last value, "linear" interpolates to the new
+	// reading, "missing" marks the samples missing (the scorer skips
+	// them). Default: unset (gaps are left alone).
+	GapFill string `yaml:"gap_fill"`
+	// GapFactor is k: a spacing of more than k intervals is a gap. Default
+	// 1.5.
+	GapFactor float64 `yaml:"gap_factor"`
+	// MaxFill is the most samples a gap is filled with; a longer gap resets
+	// the window (counted as gaps_reset). Default 100.
+	MaxFill int `yaml:"max_fill"`
+	// Normalize says how the window is normalised into the feature vector
+	// a model scorer reads: "none", "window" (z-normalised by the window's
+	// own mean and deviation), "online" (running mean and deviation,
+	// half-life HalfLife readings) or "manifest" (fixed NormMean and
+	// NormScale, from the profile or the model's manifest). Default
+	// "none".
+	Normalize string `yaml:"normalize"`
+	// HalfLife is the half-life, in readings, of the online statistics.
+	// Default: Window.
+	HalfLife int `yaml:"half_life"`
+	// NormMean and NormScale are the fixed normalisation of "manifest":
+	// (x - mean) / scale.
+	NormMean  float64 `yaml:"norm_mean"`
+	NormScale float64 `yaml:"norm_scale"`
 	// Scorer names the scoring model. Default "zscore".
 	Scorer string `yaml:"scorer"`
 	// Low and High are the score thresholds: below Low normal, from Low to
@@ -310,6 +365,9 @@ func (s Stream) Defaults() Stream {
 	}
 	if s.Window == 0 {
 		s.Window = DefaultWindow
+		if s.WindowSpan > 0 {
+			s.Window = DefaultSpanWindow
+		}
 	}
 	if s.Scorer == "" {
 		s.Scorer = DefaultScorer
@@ -322,6 +380,23 @@ func (s Stream) Defaults() Stream {
 	}
 	if s.Warmup == 0 {
 		s.Warmup = s.Window
+		if s.WindowSpan > 0 {
+			s.Warmup = min(s.Window, DefaultSpanWarmup)
+		}
+	}
+	if s.GapFill != "" {
+		if s.GapFactor == 0 {
+			s.GapFactor = DefaultGapFactor
+		}
+		if s.MaxFill == 0 {
+			s.MaxFill = DefaultMaxFill
+		}
+	}
+	if s.Normalize == "" {
+		s.Normalize = "none"
+	}
+	if s.Normalize == "online" && s.HalfLife == 0 {
+		s.HalfLife = s.Window
 	}
 	return s
 }

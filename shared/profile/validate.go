@@ -135,6 +135,7 @@ func (v *validator) check(p Profile) {
 		if s.Cooldown.Readings < 0 || s.Cooldown.Duration < 0 {
 			v.add(path+".cooldown", "must not be negative, got %s", s.Cooldown)
 		}
+		v.checkStreamWindow(path, s)
 		if s.Window <= 0 {
 			// warmup defaults to the window; already reported
 		} else if s.Warmup < 0 {
@@ -148,6 +149,58 @@ func (v *validator) check(p Profile) {
 	}
 	if p.Metrics.Listen != "" {
 		v.checkAddr("metrics.listen", p.Metrics.Listen)
+	}
+}
+
+// checkStreamWindow checks a stream's window span, reordering, gap and
+// normalisation options.
+func (v *validator) checkStreamWindow(path string, s Stream) {
+	if s.WindowSpan < 0 || s.WindowSpan > 7*24*time.Hour {
+		v.add(path+".window_span", "must be > 0 and at most 168h, got %s", s.WindowSpan)
+	}
+	if s.Reorder < 0 || s.Reorder > time.Hour {
+		v.add(path+".reorder", "must be between 0 and 1h, got %s", s.Reorder)
+	} else if s.WindowSpan > 0 && s.Reorder >= s.WindowSpan {
+		v.add(path+".reorder", "must be shorter than window_span (%s), got %s", s.WindowSpan, s.Reorder)
+	}
+	if s.Interval < 0 {
+		v.add(path+".interval", "must be > 0, got %s", s.Interval)
+	}
+	if s.GapFill != "" && !contains(GapFills, s.GapFill) {
+		v.add(path+".gap_fill", "unknown gap fill %q (known: %s)", s.GapFill, strings.Join(GapFills, ", "))
+	}
+	if s.GapFill == "" {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"interval", s.Interval != 0}, {"gap_factor", s.GapFactor != 0}, {"max_fill", s.MaxFill != 0}} {
+			if f.set {
+				v.add(path+"."+f.name, "only used with gap_fill (which is not set)")
+			}
+		}
+	} else {
+		if s.GapFactor < 1 || s.GapFactor > 1000 {
+			v.add(path+".gap_factor", "must be between 1 and 1000, got %g", s.GapFactor)
+		}
+		if s.MaxFill < 1 || s.MaxFill > 100000 {
+			v.add(path+".max_fill", "must be between 1 and 100000, got %d", s.MaxFill)
+		}
+	}
+	if !contains(Normalizations, s.Normalize) {
+		v.add(path+".normalize", "unknown normalisation %q (known: %s)", s.Normalize, strings.Join(Normalizations, ", "))
+	}
+	if s.HalfLife < 0 || s.HalfLife > 1000000 {
+		v.add(path+".half_life", "must be between 1 and 1000000 readings, got %d", s.HalfLife)
+	} else if s.HalfLife != 0 && s.Normalize != "online" {
+		v.add(path+".half_life", "only used with normalize: online (normalize is %q)", s.Normalize)
+	}
+	if s.Normalize != "manifest" {
+		if s.NormMean != 0 || s.NormScale != 0 {
+			v.add(path+".norm_scale", "norm_mean and norm_scale are only used with normalize: manifest (normalize is %q)", s.Normalize)
+		}
+	} else if s.NormScale < 0 || (s.NormScale == 0 && s.Scorer == DefaultScorer) {
+		// A model scorer may take them from its manifest; zscore has none.
+		v.add(path+".norm_scale", "must be > 0 with normalize: manifest and scorer %s, got %g", s.Scorer, s.NormScale)
 	}
 }
 

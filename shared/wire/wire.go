@@ -50,6 +50,9 @@ type Event struct {
 	// Window holds the raw values of the window that was scored, oldest first,
 	// ending with Value, so that the cloud can re-score it.
 	Window []float64 `json:"window,omitempty"`
+	// Missing lists the indices of Window that hold no reading (a gap the
+	// profile fills as missing); those values are written as 0.
+	Missing []int `json:"missing,omitempty"`
 	// Created is when the agent committed the event to its outbox.
 	Created time.Time `json:"created"`
 }
@@ -65,6 +68,14 @@ type StreamSummary struct {
 	Uncertain    uint64  `json:"uncertain"`
 	Dropped      uint64  `json:"dropped"`
 	DecodeErrors uint64  `json:"decode_errors"`
+	// LateDropped and Duplicates are readings the reorder stage dropped:
+	// older than the reordering delay allows, or with a timestamp already
+	// taken. Filled is the samples gaps were filled with; GapsReset the
+	// gaps too long to fill, which reset the stream's window.
+	LateDropped uint64 `json:"late_dropped,omitempty"`
+	Duplicates  uint64 `json:"duplicates,omitempty"`
+	Filled      uint64 `json:"filled,omitempty"`
+	GapsReset   uint64 `json:"gaps_reset,omitempty"`
 }
 
 // Summary is an agent's periodic account of its streams, published on

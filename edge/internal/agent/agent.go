@@ -5,8 +5,10 @@
 //
 // Delivery: a reading's MQTT message is acknowledged only after the reading
 // was judged normal or its event was committed to the outbox (or refused by
-// the stated full-outbox policy, which counts it). Malformed payloads are
-// counted and acknowledged: they can never succeed.
+// the stated full-outbox policy, which counts it), or, while it waits in a
+// stream's reorder buffer, after a checkpoint holding it was committed
+// (checkpoint.go). Malformed payloads are counted and acknowledged: they
+// can never succeed.
 package agent
 
 import (
@@ -78,13 +80,15 @@ type Agent struct {
 	cpMu      sync.Mutex
 	cpDirty   map[string]struct{}
 	cpLast    time.Time
-	cpAck     []ingest.Message // acknowledged once the next checkpoint is committed
+	cpAck     []ingest.Message   // acknowledged once the next checkpoint is committed
+	judged    []detect.Judgement // handle's scratch: judgements of one reading
 	streams   map[string]*streamStats
 	errTopics map[string]map[string]uint64 // topic -> reason -> count
 	rawBytes  uint64
 	from      time.Time
 
 	readings, decodeErrors, anomalies, uncertain, drops atomic.Uint64
+	lateDropped, duplicates, filled, gapsReset          atomic.Uint64
 	lastErr                                             atomic.Value // string
 }
 
@@ -126,8 +130,27 @@ func New(opts Options) (*Agent, error) {
 }
 
 func detectConfig(s profile.Stream) detect.Config {
-	return detect.Config{Window: s.Window, Scorer: s.Scorer, Low: s.Low, High: s.High,
-		CooldownReadings: s.Cooldown.Readings, CooldownDuration: s.Cooldown.Duration, Warmup: s.Warmup}
+	c := detect.Config{Window: s.Window, Scorer: s.Scorer, Low: s.Low, High: s.High,
+		CooldownReadings: s.Cooldown.Readings, CooldownDuration: s.Cooldown.Duration, Warmup: s.Warmup,
+		Span: s.WindowSpan, Reorder: s.Reorder, Interval: s.Interval, GapIntervals: s.GapFactor, MaxFill: s.MaxFill,
+		HalfLife: s.HalfLife, NormMean: s.NormMean, NormScale: s.NormScale}
+	switch s.GapFill {
+	case "hold":
+		c.GapFill = detect.GapHold
+	case "linear":
+		c.GapFill = detect.GapLinear
+	case "missing":
+		c.GapFill = detect.GapMissing
+	}
+	switch s.Normalize {
+	case "window":
+		c.Normalize = detect.NormWindow
+	case "online":
+		c.Normalize = detect.NormOnline
+	case "manifest":
+		c.Normalize = detect.NormManifest
+	}
+	return c
 }
 
 // MQTTURL is the broker URL the agent's client uses (the embedded broker's
@@ -287,6 +310,14 @@ func (a *Agent) registerFuncs() {
 		func() float64 { return float64(a.box.Stats().Bytes) })
 	a.met.CounterFunc("outpost_edge_outbox_dropped_records_total", "Records refused by the full-outbox policy since the outbox was created.",
 		func() float64 { return float64(a.box.Stats().Drops) })
+	a.met.CounterFunc("outpost_edge_readings_late_dropped_total", "Readings dropped as later than the stream's reordering delay.",
+		func() float64 { return float64(a.lateDropped.Load()) })
+	a.met.CounterFunc("outpost_edge_readings_duplicate_total", "Readings dropped because their stream already had a reading at that time.",
+		func() float64 { return float64(a.duplicates.Load()) })
+	a.met.CounterFunc("outpost_edge_gap_filled_samples_total", "Samples stream gaps were filled with (hold, linear or missing).",
+		func() float64 { return float64(a.filled.Load()) })
+	a.met.CounterFunc("outpost_edge_gap_resets_total", "Gaps too long to fill, which reset a stream's window.",
+		func() float64 { return float64(a.gapsReset.Load()) })
 }
 
 func (a *Agent) setErr(err error) { a.lastErr.Store(err.Error()) }
@@ -331,34 +362,63 @@ func (a *Agent) handle(m ingest.Message) {
 		level detect.Level
 	}
 	var emit []pending
-	warming := false // a reading warmed a stream up: acknowledged by a checkpoint (checkpoint.go)
+	// A reading that warmed a stream up, or that waits in a stream's
+	// reorder buffer, is acknowledged once a checkpoint holding it is
+	// committed (checkpoint.go).
+	warming := false
 	for _, r := range rs {
 		d := a.detector(r.Stream)
 		a.cpDirty[r.Stream] = struct{}{}
-		j := d.Judge(r.TS, r.Value)
-		warming = warming || !j.Warm
+		var fate detect.Fate
+		a.judged, fate = d.Offer(a.judged[:0], r.TS, r.Value)
 		s := a.stats(r.Stream)
-		if s.Count == 0 || r.Value < s.Min {
-			s.Min = r.Value
+		switch fate {
+		case detect.Held:
+			warming = true
+		case detect.Late:
+			s.LateDropped++
+			a.lateDropped.Add(1)
+		case detect.Duplicate:
+			s.Duplicates++
+			a.duplicates.Add(1)
 		}
-		if s.Count == 0 || r.Value > s.Max {
-			s.Max = r.Value
-		}
-		s.Count++
-		s.sum += r.Value
-		if j.Level == detect.Anomaly {
-			s.Anomalies++
-		} else if j.Level == detect.Uncertain {
-			s.Uncertain++
-		}
-		if j.Emit {
-			kind := wire.KindAnomaly
-			if j.Level == detect.Uncertain {
-				kind = wire.KindUncertain
+		for _, j := range a.judged {
+			warming = warming || !j.Warm
+			if j.Filled > 0 {
+				s.Filled += uint64(j.Filled)
+				a.filled.Add(uint64(j.Filled))
 			}
-			cfg := d.Config()
-			emit = append(emit, pending{level: j.Level, ev: wire.Event{Agent: a.p.Agent.ID, Stream: r.Stream, TS: r.TS,
-				Kind: kind, Score: finite(j.Score), Low: cfg.Low, High: cfg.High, Value: r.Value, Model: d.Model(), Window: j.Window}})
+			if j.Reset {
+				s.GapsReset++
+				a.gapsReset.Add(1)
+			}
+			if j.Value != j.Value { // a missing sample
+				continue
+			}
+			if s.Count == 0 || j.Value < s.Min {
+				s.Min = j.Value
+			}
+			if s.Count == 0 || j.Value > s.Max {
+				s.Max = j.Value
+			}
+			s.Count++
+			s.sum += j.Value
+			if j.Level == detect.Anomaly {
+				s.Anomalies++
+			} else if j.Level == detect.Uncertain {
+				s.Uncertain++
+			}
+			if j.Emit {
+				kind := wire.KindAnomaly
+				if j.Level == detect.Uncertain {
+					kind = wire.KindUncertain
+				}
+				cfg := d.Config()
+				window, missing := eventWindow(j.Window)
+				emit = append(emit, pending{level: j.Level, ev: wire.Event{Agent: a.p.Agent.ID, Stream: r.Stream, TS: j.TS,
+					Kind: kind, Score: finite(j.Score), Low: cfg.Low, High: cfg.High, Value: j.Value, Model: d.Model(),
+					Window: window, Missing: missing}})
+			}
 		}
 	}
 	a.mu.Unlock()
@@ -418,6 +478,19 @@ func (a *Agent) handle(m ingest.Message) {
 			},
 		})
 	}
+}
+
+// eventWindow writes the missing samples (NaN) of a judged window as 0 and
+// returns their indices, for JSON.
+func eventWindow(w []float64) ([]float64, []int) {
+	var missing []int
+	for i, v := range w {
+		if v != v {
+			w[i] = 0
+			missing = append(missing, i)
+		}
+	}
+	return w, missing
 }
 
 func finite(f float64) float64 {

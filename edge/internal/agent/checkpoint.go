@@ -92,6 +92,16 @@ func (a *Agent) restoreCheckpoint() {
 // (before any checkpoint says the stream is warm) cannot lose readings the
 // warm-up needs; the broker redelivers them instead. That costs a commit per
 // message only while a stream warms up, once in its life.
+//
+// Readings held in a stream's reorder buffer (profile streams[].reorder)
+// follow the same rule: the buffer is part of the detector's checkpointed
+// state, so the message is acknowledged once a checkpoint holding the
+// reading is committed, and the restarted agent judges it from there. (Not
+// acknowledging until the reading is judged could stall the broker's
+// in-flight window: judging waits for newer readings that would not come.)
+// With reordering on, that is a checkpoint (group-committed with others)
+// per message; a redelivered reading the restored buffer already holds is
+// dropped as a duplicate, one judged already as late.
 func (a *Agent) checkpointDue() {
 	defer a.cpMu.Unlock()
 	if now := time.Now(); len(a.cpAck) > 0 || (now.Sub(a.cpLast) >= checkpointInterval && len(a.cpDirty) > 0) {

@@ -57,6 +57,12 @@ func (s *Scorer) decode(b []byte) ([]byte, error) {
 		s.vals[i] = math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:]))
 	}
 	s.next, s.count, s.dirty = int(next), int(count), true
+	s.missing = 0
+	for i := 0; i < s.count; i++ {
+		if k := (s.next - s.count + i + len(s.vals)) % len(s.vals); s.vals[k] != s.vals[k] {
+			s.missing++
+		}
+	}
 	return b[8*size:], nil
 }
 

@@ -66,3 +66,31 @@ func TestConstantStreamAdaptsToNewLevel(t *testing.T) {
 		t.Fatalf("a reading at the new level scores %v, want 0", z)
 	}
 }
+
+// TestMissingAndEvict: missing samples hold window slots but stay out of
+// the statistics; evicting drops the oldest slot, wrapped or not.
+func TestMissingAndEvict(t *testing.T) {
+	s := New(4, 1000)
+	for _, v := range []float64{1, math.NaN(), 3, math.Inf(1)} {
+		s.Fold(v)
+	}
+	if mean, std := s.Stats(); s.Count() != 4 || mean != 2 || std != 1 {
+		t.Fatalf("count %d, stats %v %v; want 4, 2, 1", s.Count(), mean, std)
+	}
+	s.Fold(5) // evicts the 1 by wrapping: _ 3 _ 5
+	if mean, _ := s.Stats(); mean != 4 {
+		t.Fatalf("mean %v, want 4", mean)
+	}
+	s.Evict() // drops the oldest (missing): 3 _ 5
+	s.Evict() // 3 goes: _ 5
+	if mean, _ := s.Stats(); s.Count() != 2 || mean != 5 {
+		t.Fatalf("after evicting: count %d, mean %v", s.Count(), mean)
+	}
+	if z := s.Score(100); z != 0 {
+		t.Fatalf("one reading held scores %v, want 0", z)
+	}
+	s.Reset()
+	if s.Count() != 0 || s.Score(1) != 0 {
+		t.Fatal("reset scorer holds readings")
+	}
+}
