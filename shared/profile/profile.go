@@ -168,9 +168,11 @@ type NATS struct {
 
 // Outbox bounds the on-disk outbox.
 type Outbox struct {
-	// MaxBytes bounds the bytes of records waiting for the uplink. When
-	// reached, uncertain events and summaries are refused (and counted)
-	// first; anomalies are refused only at the full bound. Default 64 MiB.
+	// MaxBytes bounds the bytes of records waiting for the uplink. When a
+	// new record does not fit, the oldest summaries are dropped first, then
+	// the oldest uncertain windows; queued anomalies are never dropped, so
+	// when only anomalies are left the new record is refused. Every drop is
+	// counted per kind and reported to the cloud. Default 64 MiB.
 	MaxBytes int64 `yaml:"max_bytes"`
 }
 
