@@ -46,9 +46,9 @@ func TestDashboardInChromium(t *testing.T) {
 		`(() => { const l = document.getElementById("live"); return document.readyState === "complete" && !!l && l.dataset.state === "live"; })()`)
 	// A marker that a reload would lose.
 	page.eval(t, `window.__outpostMarker = "no-reload"; true`)
-	if got := page.evalString(t, `document.getElementById("rollouts").textContent`); !strings.Contains(got, "no rollouts") {
-		t.Errorf("rollouts section = %q, want it to say there are no rollouts", got)
-	}
+	// The rollouts section is filled by its own request; wait for it.
+	page.waitTrue(t, "the rollouts section to say there are no rollouts",
+		`(() => { const r = document.getElementById("rollouts"); return !!r && r.textContent.includes("no rollouts"); })()`)
 
 	nc, err := nats.Connect(natsURL)
 	if err != nil {

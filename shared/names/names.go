@@ -35,6 +35,13 @@ const (
 	// BucketAlertsDead is the cloud's KV bucket of alerts that no sink
 	// accepted after all retries (dead letters), key "<agent>.<seq>".
 	BucketAlertsDead = "outpost_alerts_dead"
+	// BucketRollouts is the cloud's KV bucket of rollouts, key = rollout
+	// id; every replica can resume one (compare-and-set on the key's
+	// revision decides which replica drives it).
+	BucketRollouts = "outpost_rollouts"
+	// BucketConfigs is the KV bucket of firmware profiles pushed to the
+	// fleet, key = ConfigKey(profile name, revision), value = the YAML.
+	BucketConfigs = "outpost_configs"
 )
 
 // Subject wildcards that the cloud binds its streams and consumers to.
@@ -69,6 +76,10 @@ func APISubject(endpoint string) string { return APIPrefix + "." + endpoint }
 // ModelObject is the name of model name@version's signed package
 // (shared/modelpkg) in the ObjectModels object store: "<name>/<version>".
 func ModelObject(name string, version int) string { return fmt.Sprintf("%s/%d", name, version) }
+
+// ConfigKey is the key of revision rev of the profile named name in the
+// BucketConfigs KV bucket: "<name>.<rev>".
+func ConfigKey(name string, rev int64) string { return fmt.Sprintf("%s.%d", name, rev) }
 
 // MsgID is the JetStream Nats-Msg-Id of the outbox record seq of agent.
 func MsgID(agent string, seq uint64) string { return fmt.Sprintf("%s:%d", agent, seq) }

@@ -45,6 +45,8 @@ type ServiceConfig struct {
 	Verdicts VerdictQuerier
 	// Models serves models.* and keys.public; nil leaves them out.
 	Models ModelStore
+	// Rollouts serves rollouts.*; nil leaves them out.
+	Rollouts RolloutManager
 	// ModelTimeout bounds one models.* request (a push reads, checks,
 	// signs and stores a file). Default 60s.
 	ModelTimeout time.Duration
@@ -122,6 +124,12 @@ func StartService(nc *nats.Conn, cfg ServiceConfig) (*Service, error) {
 			return context.WithTimeout(context.Background(), cfg.ModelTimeout)
 		}}
 		for subject, fn := range mh.endpoints() {
+			errs = append(errs, add(strings.ReplaceAll(subject, ".", "_"), subject, fn))
+		}
+	}
+	if cfg.Rollouts != nil {
+		rh := &rolloutHandlers{m: cfg.Rollouts, timeout: 30 * time.Second}
+		for subject, fn := range rh.endpoints() {
 			errs = append(errs, add(strings.ReplaceAll(subject, ".", "_"), subject, fn))
 		}
 	}

@@ -74,5 +74,6 @@ func NewRoot() *cobra.Command {
 	verdicts.AddCommand(newVerdictsListCmd(g))
 	root.AddCommand(devices, events, verdicts, newVersionCmd(g))
 	root.AddCommand(newModelsCmd(g), newKeysCmd(g))
+	root.AddCommand(newRolloutCmd(g), newConfigCmd(g))
 	return root
 }

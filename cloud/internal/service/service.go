@@ -28,6 +28,7 @@ import (
 	"github.com/outpost-iot/outpost/cloud/internal/modelstore"
 	"github.com/outpost-iot/outpost/cloud/internal/natsembed"
 	"github.com/outpost-iot/outpost/cloud/internal/registry"
+	"github.com/outpost-iot/outpost/cloud/internal/rollout"
 	"github.com/outpost-iot/outpost/cloud/internal/scorer"
 	"github.com/outpost-iot/outpost/cloud/internal/streams"
 	"github.com/outpost-iot/outpost/cloud/internal/summaries"
@@ -125,6 +126,7 @@ type Service struct {
 	webhook  *alerts.Webhook
 	api      *api.Service
 	models   *modelstore.Store
+	rollouts *rollout.Controller
 	httpSrv  *http.Server
 	stream   *httpui.Broadcaster
 	httpLn   net.Listener
@@ -208,11 +210,15 @@ func Start(ctx context.Context, cfg Config) (s *Service, err error) {
 			return s, err
 		}
 	}
+	if s.rollouts, err = s.startRollouts(ctx); err != nil {
+		return s, err
+	}
 	s.api, err = api.StartService(s.nc, api.ServiceConfig{
 		Devices:  s.registry,
 		Events:   s.events,
 		Verdicts: s.events,
 		Models:   s.modelAPI(),
+		Rollouts: s.rollouts,
 		Version:  buildinfo.String(),
 		Logger:   log,
 		Observe: func(endpoint string, failed bool) {
@@ -240,6 +246,7 @@ func Start(ctx context.Context, cfg Config) (s *Service, err error) {
 			Events:       s.events,
 			VerdictQuery: s.events,
 			Stream:       s.stream,
+			Rollouts:     s.listRollouts,
 			Healthy: func() error {
 				if !s.nc.IsConnected() {
 					return errors.New("not connected to NATS")
@@ -314,6 +321,9 @@ func (s *Service) stop() {
 	}
 	if s.webhook != nil {
 		s.webhook.Stop()
+	}
+	if s.rollouts != nil {
+		s.rollouts.Stop()
 	}
 	if s.stage != nil {
 		s.stage.Stop()
