@@ -137,6 +137,13 @@ func StartService(nc *nats.Conn, cfg ServiceConfig) (*Service, error) {
 		_ = svc.Stop()
 		return nil, err
 	}
+	// The endpoints' subscriptions reach the server asynchronously; flush so
+	// that a client on another connection can call them as soon as this
+	// returns, instead of meeting "no responders".
+	if err := nc.FlushTimeout(10 * time.Second); err != nil {
+		_ = svc.Stop()
+		return nil, fmt.Errorf("api: flush endpoint subscriptions: %w", err)
+	}
 	return &Service{svc: svc}, nil
 }
 
