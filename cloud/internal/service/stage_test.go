@@ -92,9 +92,12 @@ func TestSecondStageSummariesAndRegistry(t *testing.T) {
 		t.Errorf("webhook got %+v", hooked)
 	}
 	mu.Unlock()
-	if n := testutil.ToFloat64(m.Verdicts.WithLabelValues("confirmed", "robust-zscore@1")); n != 2 {
-		t.Errorf("confirmed verdicts metric = %v", n)
-	}
+	// The verdict metrics are counted after the verdicts' publish acks, and
+	// the webhook reads the verdict stream on its own, so the alerts may be
+	// out before the counts are in: wait for them.
+	waitFor(t, "two confirmed verdicts counted", func() bool {
+		return testutil.ToFloat64(m.Verdicts.WithLabelValues("confirmed", "robust-zscore@1")) == 2
+	})
 	if n := testutil.CollectAndCount(m.VerdictLatency); n != 1 {
 		t.Errorf("latency histogram series = %d", n)
 	}
