@@ -3,7 +3,8 @@
 // uncertain, anomaly) with hysteresis and cool-down so that one incident
 // raises one event. The edge agent runs it on every stream and the evaluation
 // (models/eval) replays corpora through the same code; it imports nothing of
-// MQTT or NATS.
+// MQTT or NATS. The scorer is pluggable (Scorer): the z-score scorer (New)
+// or a TFLite model with its manifest (package modelscore, NewWithScorer).
 package detect
 
 import (
@@ -119,7 +120,8 @@ type Config struct {
 	NormMean  float64
 	NormScale float64
 	StdFloor  float64
-	// Scorer names the scorer; only "zscore" exists.
+	// Scorer names the scorer of New: "zscore" (or empty). Detectors with
+	// another scorer are made with NewWithScorer, which ignores it.
 	Scorer string
 	// Low and High are the thresholds: score < Low normal, Low <= score <
 	// High uncertain, score >= High anomaly.
@@ -130,7 +132,8 @@ type Config struct {
 	// normal reading.
 	CooldownReadings int
 	CooldownDuration time.Duration
-	// Warmup is the number of readings folded before any is scored.
+	// Warmup is the number of readings folded before any is scored (a
+	// scorer may have a warm-up of its own on top: Judgement.Warm).
 	Warmup int
 	// Clamp is how many standard deviations from the mean a reading may pull
 	// the scorer's statistics; 0 means zscore.DefaultClamp.
@@ -211,7 +214,7 @@ type held struct {
 // Detector judges the readings of one stream. Not safe for concurrent use.
 type Detector struct {
 	cfg    Config
-	scorer *zscore.Scorer
+	scorer Scorer
 	// The window: a ring of raw values (NaN: missing) and reading times
 	// (unix ns), parallel to the scorer's ring.
 	raw   []float64
@@ -250,11 +253,34 @@ type Detector struct {
 	counters Counters
 }
 
-// New returns a detector for cfg.
+// New returns a detector for cfg scoring with the z-score scorer.
 func New(cfg Config) (*Detector, error) {
 	if cfg.Scorer != "" && cfg.Scorer != "zscore" {
 		return nil, fmt.Errorf("detect: unknown scorer %q", cfg.Scorer)
 	}
+	d, err := newDetector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.scorer = zscoreScorer{zscore.New(d.cfg.Window, d.cfg.Clamp)}
+	return d, nil
+}
+
+// NewWithScorer returns a detector for cfg scoring with s (cfg.Scorer is
+// ignored). The detector owns s from then on.
+func NewWithScorer(cfg Config, s Scorer) (*Detector, error) {
+	if s == nil {
+		return nil, fmt.Errorf("detect: nil scorer")
+	}
+	d, err := newDetector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.scorer = s
+	return d, nil
+}
+
+func newDetector(cfg Config) (*Detector, error) {
 	if cfg.Window < 2 {
 		return nil, fmt.Errorf("detect: window %d < 2", cfg.Window)
 	}
@@ -285,13 +311,13 @@ func New(cfg Config) (*Detector, error) {
 	if cfg.StdFloor == 0 {
 		cfg.StdFloor = DefaultStdFloor
 	}
-	d := &Detector{cfg: cfg, scorer: zscore.New(cfg.Window, cfg.Clamp), raw: make([]float64, cfg.Window), ts: make([]int64, cfg.Window)}
+	d := &Detector{cfg: cfg, raw: make([]float64, cfg.Window), ts: make([]int64, cfg.Window)}
 	d.alpha = 1 - math.Exp2(-1/float64(cfg.HalfLife))
 	return d, nil
 }
 
 // Model is the scorer's "name@version".
-func (d *Detector) Model() string { return zscore.Model }
+func (d *Detector) Model() string { return d.scorer.Model() }
 
 // Config returns the detector's configuration, defaults filled.
 func (d *Detector) Config() Config { return d.cfg }
@@ -386,16 +412,20 @@ func (d *Detector) Judge(ts time.Time, v float64) Judgement {
 	}
 	d.seen++
 	if d.seen > d.cfg.Warmup {
-		j.Warm = true
-		j.Score = d.scorer.Score(v)
+		j.Score, j.Warm = d.scorer.Step(v)
+		if !j.Warm {
+			j.Score = 0
+		}
 		switch {
 		case j.Score >= d.cfg.High:
 			j.Level = Anomaly
 		case j.Score >= d.cfg.Low:
 			j.Level = Uncertain
 		}
+		d.pushRaw(t, v)
+	} else {
+		d.push(t, v)
 	}
-	d.push(t, v)
 	if d.cfg.Normalize == NormOnline {
 		d.online(v)
 	}
@@ -427,15 +457,20 @@ func (d *Detector) Judge(ts time.Time, v float64) Judgement {
 	return j
 }
 
-// push adds a sample to the window and the scorer.
+// push adds a sample to the window and folds it into the scorer.
 func (d *Detector) push(t int64, v float64) {
+	d.scorer.Fold(v)
+	d.pushRaw(t, v)
+}
+
+// pushRaw adds a sample to the window (the scorer has it already).
+func (d *Detector) pushRaw(t int64, v float64) {
 	d.raw[d.next] = v
 	d.ts[d.next] = t
 	d.next = (d.next + 1) % len(d.raw)
 	if d.count < len(d.raw) {
 		d.count++
 	}
-	d.scorer.Fold(v)
 	d.lastTS, d.lastV, d.hasLast = t, v, true
 }
 

@@ -11,10 +11,15 @@ import (
 // State format versions. Version 1 (before windows by time, reordering,
 // gaps and normalisation) held the window's values but not their times;
 // it still loads into a detector without a time-span window (a span window
-// refuses it with ErrState: the stream warms up again).
+// refuses it with ErrState: the stream warms up again). Version 2 ended
+// with the z-score scorer's state; version 3 names the scorer's model
+// before its state, so that any Scorer's running state is kept and a
+// state is never restored into another model's scorer. Versions 1 and 2
+// load into z-score detectors only.
 const (
 	stateV1      = 1
-	stateVersion = 2
+	stateV2      = 2
+	stateVersion = 3
 )
 
 // ErrState: a checkpointed state does not fit this detector (other window
@@ -22,13 +27,19 @@ const (
 var ErrState = errors.New("detect: bad state")
 
 // MarshalBinary returns the detector's state: the window (values and
-// reading times), the scorer's statistics, the warm-up count, the incident
+// reading times), the scorer's model and running state (statistics, a
+// model's history and residual scale), the warm-up count, the incident
 // (hysteresis and cool-down), the reorder buffer, the gap state (last
 // sample, recent spacings), the online normalisation and the counters, so
 // that a restarted agent resumes detection at once.
-func (d *Detector) MarshalBinary() ([]byte, error) {
-	b := make([]byte, 0, 64+17*len(d.raw)+16*len(d.buf))
-	b = append(b, stateVersion)
+func (d *Detector) MarshalBinary() ([]byte, error) { return d.appendState(nil, stateVersion) }
+
+// appendState appends the state in format version (2 or 3) to b.
+func (d *Detector) appendState(b []byte, version byte) ([]byte, error) {
+	if b == nil {
+		b = make([]byte, 0, 128+17*len(d.raw)+16*len(d.buf))
+	}
+	b = append(b, version)
 	b = d.appendV1Head(b)
 	// Version 2 fields.
 	var flags uint64
@@ -68,7 +79,12 @@ func (d *Detector) MarshalBinary() ([]byte, error) {
 	for _, v := range d.raw {
 		b = appendFloat(b, v)
 	}
-	return d.scorer.AppendBinary(b)
+	if version >= 3 {
+		m := d.scorer.Model()
+		b = binary.AppendUvarint(b, uint64(len(m)))
+		b = append(b, m...)
+	}
+	return d.scorer.AppendState(b)
 }
 
 // appendV1Head appends the fields version 1 began with.
@@ -135,18 +151,21 @@ func (r *reader) float() float64 {
 	return v
 }
 
-// UnmarshalBinary restores a state written by MarshalBinary (this version
-// or version 1) into a detector of the same window size. On error the
-// detector is unchanged.
+// UnmarshalBinary restores a state written by MarshalBinary (this version,
+// or versions 1 and 2 into a z-score detector) into a detector of the same
+// window size and scorer model. On error the detector is unchanged.
 func (d *Detector) UnmarshalBinary(b []byte) error {
-	if len(b) < 1 || (b[0] != stateVersion && b[0] != stateV1) {
+	if len(b) < 1 || b[0] < stateV1 || b[0] > stateVersion {
 		v := -1
 		if len(b) > 0 {
 			v = int(b[0])
 		}
-		return fmt.Errorf("%w: version %d (this build reads %d and %d)", ErrState, v, stateV1, stateVersion)
+		return fmt.Errorf("%w: version %d (this build reads %d to %d)", ErrState, v, stateV1, stateVersion)
 	}
 	version := b[0]
+	if _, z := d.scorer.(zscoreScorer); version < 3 && !z {
+		return fmt.Errorf("%w: a version %d state holds a z-score scorer, this stream scores with %s", ErrState, version, d.scorer.Model())
+	}
 	r := &reader{b: b[1:]}
 	size, next, count, seen, incident, quiet := r.uvarint(), r.uvarint(), r.uvarint(), r.uvarint(), r.uvarint(), r.uvarint()
 	qs := r.varint()
@@ -200,20 +219,28 @@ func (d *Detector) UnmarshalBinary(b []byte) error {
 	for i := range n.raw {
 		n.raw[i] = r.float()
 	}
+	if version >= 3 {
+		ml := r.uvarint()
+		if r.err == nil && ml > uint64(len(r.b)) {
+			return fmt.Errorf("%w: truncated", ErrState)
+		}
+		if r.err == nil {
+			if m := string(r.b[:ml]); m != d.scorer.Model() {
+				return fmt.Errorf("%w: the state's scorer is %s, this stream scores with %s", ErrState, m, d.scorer.Model())
+			}
+			r.b = r.b[ml:]
+		}
+	}
 	if r.err != nil {
 		return r.err
 	}
-	// Decode the scorer into a copy so that a bad scorer state leaves d
+	// Restore the scorer into a copy so that a bad scorer state leaves d
 	// unchanged.
-	sc := *d.scorer
-	sc.ResetBuffer()
-	if _, err := sc.DecodeFrom(r.b); err != nil {
+	sc, _, err := d.scorer.RestoreState(r.b, int(count))
+	if err != nil {
 		return fmt.Errorf("%w: %v", ErrState, err)
 	}
-	if sc.Count() != int(count) {
-		return fmt.Errorf("%w: scorer holds %d samples, window %d", ErrState, sc.Count(), count)
-	}
-	n.scorer = &sc
+	n.scorer = sc
 	n.next, n.count, n.seen = int(next), int(count), int(seen)
 	n.incident, n.quiet = Level(incident), int(quiet)
 	n.quietSince = time.Time{}

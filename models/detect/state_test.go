@@ -69,7 +69,7 @@ func TestCheckpointMismatch(t *testing.T) {
 		if err := d3.UnmarshalBinary(bad); !errors.Is(err, ErrState) {
 			t.Fatalf("bad state %d bytes: %v", len(bad), err)
 		}
-		if d3.seen != 0 || d3.scorer.Count() != 0 {
+		if d3.seen != 0 || d3.scorer.(zscoreScorer).s.Count() != 0 {
 			t.Fatal("detector changed by a bad state")
 		}
 	}
@@ -104,3 +104,51 @@ func FuzzUnmarshalState(f *testing.F) {
 		}
 	})
 }
+
+// TestCheckpointV2: a version 2 state (the z-score scorer's state without
+// the scorer's name, before pluggable scorers) still loads into a z-score
+// detector and resumes as the original; a detector with another scorer
+// refuses it.
+func TestCheckpointV2(t *testing.T) {
+	cfg := Config{Window: 40, Low: 4, High: 6, CooldownReadings: 5, Warmup: 40, GapFill: GapHold}
+	d1, _ := New(cfg)
+	rng := rand.New(rand.NewSource(2))
+	t0 := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	val := func(i int) float64 { return 10 + math.Sin(float64(i)/4) + rng.NormFloat64()*0.05 }
+	for i := 0; i < 120; i++ {
+		d1.Judge(t0.Add(time.Duration(i)*time.Second), val(i))
+	}
+	b, err := d1.appendState(nil, stateV2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b3, _ := d1.MarshalBinary()
+	if b[0] != stateV2 || b3[0] != stateVersion || len(b3) != len(b)+1+len(d1.Model()) {
+		t.Fatalf("version 2 state of %d bytes, version 3 of %d", len(b), len(b3))
+	}
+	d2, _ := New(cfg)
+	if err := d2.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	for i := 120; i < 250; i++ {
+		v := val(i)
+		if i == 200 {
+			v = 30
+		}
+		ts := t0.Add(time.Duration(i) * time.Second)
+		if j1, j2 := d1.Judge(ts, v), d2.Judge(ts, v); !reflect.DeepEqual(j1, j2) {
+			t.Fatalf("reading %d: original %+v, restored %+v", i, j1, j2)
+		}
+	}
+	other, _ := NewWithScorer(cfg, otherScorer{zscoreScorer: d1.scorer.(zscoreScorer)})
+	for _, s := range [][]byte{b, b3} {
+		if err := other.UnmarshalBinary(s); !errors.Is(err, ErrState) {
+			t.Fatalf("version %d state into another scorer: %v", s[0], err)
+		}
+	}
+}
+
+// otherScorer is a z-score scorer under another name.
+type otherScorer struct{ zscoreScorer }
+
+func (otherScorer) Model() string { return "other@1" }

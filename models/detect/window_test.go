@@ -349,7 +349,7 @@ func marshalV1(d *Detector) []byte {
 	for _, v := range d.raw {
 		b = appendFloat(b, v)
 	}
-	b, _ = d.scorer.AppendBinary(b)
+	b, _ = d.scorer.AppendState(b)
 	return b
 }
 

@@ -40,6 +40,9 @@ const (
 	DefaultSpanWarmup = 30
 	DefaultMaxFill    = 100
 	DefaultGapFactor  = 1.5
+	// DefaultModel is the model of a stream scored by a model (scorer:
+	// model) when model is not set: the stock int8 edge model.
+	DefaultModel = "ae-edge"
 )
 
 // GapFills are the gap_fill values the schema accepts ("" leaves gaps).
@@ -224,10 +227,20 @@ type Stream struct {
 	// (x - mean) / scale.
 	NormMean  float64 `yaml:"norm_mean"`
 	NormScale float64 `yaml:"norm_scale"`
-	// Scorer names the scoring model. Default "zscore".
+	// Scorer says how readings are scored: "zscore" (distance from the
+	// window's mean in standard deviations) or "model" (a TFLite model
+	// with its manifest, named by Model, run on every reading). Default
+	// "zscore".
 	Scorer string `yaml:"scorer"`
+	// Model names the model of scorer "model": a stock model's name
+	// ("ae-edge", the int8 edge autoencoder) or the path of a model
+	// manifest ("/etc/outpost/models/my-edge.json"), whose model file lies
+	// beside it. Only used with scorer "model". Default DefaultModel.
+	Model string `yaml:"model"`
 	// Low and High are the score thresholds: below Low normal, from Low to
-	// High uncertain, High and above anomaly. Defaults 4 and 6.
+	// High uncertain, High and above anomaly. Defaults 4 and 6; with
+	// scorer "model", the thresholds of the model's manifest (set both to
+	// override them).
 	Low  float64 `yaml:"low"`
 	High float64 `yaml:"high"`
 	// Cooldown is how long a stream must stay below Low before a new
@@ -235,7 +248,8 @@ type Stream struct {
 	// duration of reading time ("30s"). Default 20 readings.
 	Cooldown Cooldown `yaml:"cooldown"`
 	// Warmup is the number of readings a stream must have before it is
-	// scored. Default: Window.
+	// scored. Default: Window; with scorer "model", 0 (the model has a
+	// warm-up of its own, in its manifest, which this adds to).
 	Warmup int `yaml:"warmup"`
 }
 
@@ -374,13 +388,17 @@ func (s Stream) Defaults() Stream {
 	if s.Scorer == "" {
 		s.Scorer = DefaultScorer
 	}
-	if s.Low == 0 && s.High == 0 {
+	model := s.Scorer == ScorerModel
+	if model && s.Model == "" {
+		s.Model = DefaultModel
+	}
+	if s.Low == 0 && s.High == 0 && !model { // a model's: its manifest's
 		s.Low, s.High = DefaultLow, DefaultHigh
 	}
 	if s.Cooldown.IsZero() {
 		s.Cooldown = Cooldown{Readings: DefaultCooldown}
 	}
-	if s.Warmup == 0 {
+	if s.Warmup == 0 && !model {
 		s.Warmup = s.Window
 		if s.WindowSpan > 0 {
 			s.Warmup = min(s.Window, DefaultSpanWarmup)

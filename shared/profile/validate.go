@@ -15,7 +15,10 @@ import (
 var Decoders = []string{"json", "senml", "video"}
 
 // Scorers are the scorer names the schema accepts.
-var Scorers = []string{"zscore"}
+var Scorers = []string{"zscore", ScorerModel}
+
+// ScorerModel is the scorer that runs a model (Stream.Model).
+const ScorerModel = "model"
 
 // Validate checks p (with its defaults filled in) and returns every problem
 // as Problems, or nil. An empty agent.id is allowed here, because a profile
@@ -126,10 +129,23 @@ func (v *validator) check(p Profile) {
 		if !contains(Scorers, s.Scorer) {
 			v.add(path+".scorer", "unknown scorer %q (known: %s)", s.Scorer, strings.Join(Scorers, ", "))
 		}
+		model := s.Scorer == ScorerModel
+		if s.Model != "" && !model {
+			v.add(path+".model", "only used with scorer: model (scorer is %q)", s.Scorer)
+		} else if model {
+			if err := checkModelSpec(s.Model); err != nil {
+				v.add(path+".model", "%v", err)
+			}
+		}
 		if s.Low < 0 {
 			v.add(path+".low", "must be >= 0, got %g", s.Low)
 		}
-		if s.High <= s.Low {
+		switch {
+		case model && s.Low == 0 && s.High == 0:
+			// the model's manifest thresholds
+		case model && (s.Low == 0) != (s.High == 0):
+			v.add(path+".high", "with scorer: model set both low and high (to override the manifest's thresholds) or neither, got low %g and high %g", s.Low, s.High)
+		case s.High <= s.Low:
 			v.add(path+".high", "must be greater than low (%g), got %g", s.Low, s.High)
 		}
 		if s.Cooldown.Readings < 0 || s.Cooldown.Duration < 0 {
@@ -140,7 +156,7 @@ func (v *validator) check(p Profile) {
 			// warmup defaults to the window; already reported
 		} else if s.Warmup < 0 {
 			v.add(path+".warmup", "must be >= 0, got %d", s.Warmup)
-		} else if s.Warmup < 2 {
+		} else if s.Warmup < 2 && !(model && s.Warmup == 0) {
 			v.add(path+".warmup", "must be at least 2 readings, got %d", s.Warmup)
 		}
 	}
@@ -383,4 +399,25 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// checkModelSpec checks the form of a stream's model: a stock model's name
+// (lower-case letters, digits, '-', '_' and '.') or a manifest's path
+// ending in ".json". Whether the model exists is the agent's to say.
+func checkModelSpec(spec string) error {
+	if strings.HasSuffix(spec, ".json") {
+		if strings.TrimSpace(strings.TrimSuffix(spec, ".json")) == "" {
+			return fmt.Errorf("model %q: a manifest path needs a file name", spec)
+		}
+		return nil
+	}
+	for i, c := range spec {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return fmt.Errorf("model %q: character %q at %d is not allowed in a model name (a manifest path ends in .json)", spec, c, i+1)
+		}
+	}
+	if spec == "" {
+		return fmt.Errorf("must not be empty")
+	}
+	return nil
 }

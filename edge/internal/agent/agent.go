@@ -34,6 +34,7 @@ import (
 	"github.com/outpost-iot/outpost/edge/internal/outbox"
 	"github.com/outpost-iot/outpost/edge/internal/uplink"
 	"github.com/outpost-iot/outpost/models/detect"
+	"github.com/outpost-iot/outpost/models/detect/modelscore"
 	"github.com/outpost-iot/outpost/models/detect/zscore"
 	"github.com/outpost-iot/outpost/shared/names"
 	"github.com/outpost-iot/outpost/shared/profile"
@@ -72,6 +73,10 @@ type Agent struct {
 	mqttURL  string
 	// metricsAddr is where /metrics is served, if anywhere.
 	metricsAddr string
+	// runners hold an interpreter per model (by the profile's model
+	// spec), shared by the model-scored streams: they are all judged on
+	// the handler's goroutine, the agent's one detection worker.
+	runners map[string]*modelscore.Runner
 
 	// Handler state: touched by the ingest goroutine, read by summaries.
 	mu        sync.Mutex
@@ -121,12 +126,51 @@ func New(opts Options) (*Agent, error) {
 		}
 		a.decoders = append(a.decoders, topicDecoder{t.Filter, d})
 	}
-	for _, s := range p.Streams {
-		if _, err := detect.New(detectConfig(s)); err != nil {
+	a.runners = map[string]*modelscore.Runner{}
+	for i, s := range p.Streams {
+		s = s.Defaults()
+		if s.Scorer == profile.ScorerModel && a.runners[s.Model] == nil {
+			m, model, err := modelscore.Load(s.Model)
+			if err != nil {
+				return nil, fmt.Errorf("agent: streams[%d].model: %w", i, err)
+			}
+			if a.runners[s.Model], err = modelscore.NewRunner(m, model); err != nil {
+				return nil, fmt.Errorf("agent: streams[%d].model: %w", i, err)
+			}
+		}
+		if _, err := a.newDetector(s); err != nil {
 			return nil, fmt.Errorf("agent: stream %s: %w", s.Match, err)
 		}
 	}
 	return a, nil
+}
+
+// newDetector builds the detector of a stream configured by s. A stream
+// scored by a model gets a scorer on the model's runner, and the manifest's
+// thresholds unless the profile sets them.
+func (a *Agent) newDetector(s profile.Stream) (*detect.Detector, error) {
+	cfg := detectConfig(s)
+	if s.Scorer != profile.ScorerModel {
+		return detect.New(cfg)
+	}
+	r := a.runners[s.Model]
+	if r == nil {
+		return nil, fmt.Errorf("model %q not loaded", s.Model)
+	}
+	if cfg.Low == 0 && cfg.High == 0 {
+		cfg.Low, cfg.High = r.Manifest().Low, r.Manifest().High
+	}
+	return detect.NewWithScorer(cfg, modelscore.New(r))
+}
+
+// modelOf is the "name@version" that scores streams configured by s.
+func (a *Agent) modelOf(s profile.Stream) string {
+	if s.Scorer == profile.ScorerModel {
+		if r := a.runners[s.Model]; r != nil {
+			return r.Model()
+		}
+	}
+	return zscore.Model
 }
 
 func detectConfig(s profile.Stream) detect.Config {
@@ -539,7 +583,7 @@ func (a *Agent) DecodeErrors() map[string]map[string]uint64 {
 func (a *Agent) detector(stream string) *detect.Detector {
 	d, ok := a.detectors[stream]
 	if !ok {
-		d, _ = detect.New(detectConfig(a.p.StreamFor(stream))) // configs checked in New
+		d, _ = a.newDetector(a.p.StreamFor(stream)) // configs checked in New
 		a.detectors[stream] = d
 	}
 	return d
@@ -629,7 +673,7 @@ func (a *Agent) State() wire.State {
 		OutboxDepth: st.Depth, OutboxBytes: st.Bytes, Drops: st.Drops, DropsByKind: dropsByKind(st),
 	}
 	for _, p := range a.p.Streams {
-		s.Models[p.Match] = zscore.Model
+		s.Models[p.Match] = a.modelOf(p.Defaults())
 	}
 	if e, ok := a.lastErr.Load().(string); ok {
 		s.LastError = e

@@ -62,7 +62,7 @@ func (a *Agent) restoreCheckpoint() {
 		if !ok {
 			continue
 		}
-		d, err := detect.New(detectConfig(a.p.StreamFor(stream)))
+		d, err := a.newDetector(a.p.StreamFor(stream))
 		if err == nil {
 			err = d.UnmarshalBinary(v)
 		}
