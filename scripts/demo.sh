@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The Outpost demo: the cloud on its embedded NATS, three edge agents on two firmware
-# profiles, and the sensor simulator replaying NAB's realKnownCause series with injected
-# spikes. Prints the dashboard URL and tails anomalies; Ctrl-C stops everything cleanly.
+# The Outpost demo: the cloud on its embedded NATS, three edge agents on three firmware
+# profiles (z-score and stock int8 model scoring, embedded and external brokers), and
+# the sensor simulator replaying NAB's realKnownCause series with injected spikes. Prints the dashboard URL and tails anomalies; Ctrl-C stops everything cleanly.
 #
 # Ports (override with environment variables): NATS 4222, HTTP 8080, MQTT 1883 and 1884
 # (the agents' embedded brokers) and 1885 (a mosquitto for the external-broker profile).
@@ -65,11 +65,11 @@ CONF
 pids+=($!)
 wait_port "127.0.0.1:$MQTT3_PORT" "mosquitto"
 
-echo "demo: starting edge agents gw-1, gw-2 (generic-sensor, embedded brokers) and gw-3 (external-mosquitto)" >&2
+echo "demo: starting edge agents gw-1 (generic-sensor: z-score), gw-2 (generic-sensor-model: the stock int8 model), both with embedded brokers, and gw-3 (external-mosquitto)" >&2
 "$BIN/outpost-edge" run --config firmware-configs/generic-sensor.yaml --agent-id gw-1 \
   --nats "$NATS_URL" --mqtt-listen "$MQTT1" --data "$DATA/gw-1" >"$DATA/logs/gw-1.log" 2>&1 &
 pids+=($!)
-"$BIN/outpost-edge" run --config firmware-configs/generic-sensor.yaml --agent-id gw-2 \
+"$BIN/outpost-edge" run --config firmware-configs/generic-sensor-model.yaml --agent-id gw-2 \
   --nats "$NATS_URL" --mqtt-listen "$MQTT2" --data "$DATA/gw-2" >"$DATA/logs/gw-2.log" 2>&1 &
 pids+=($!)
 "$BIN/outpost-edge" run --config firmware-configs/external-mosquitto.yaml --agent-id gw-3 \
