@@ -23,31 +23,20 @@
 package eval
 
 import (
-	"fmt"
 	"time"
+
+	"github.com/outpost-iot/outpost/models/detect"
 )
 
-// Level is the judgement of one reading.
-type Level int
+// Level is the judgement of one reading: the edge's own levels.
+type Level = detect.Level
 
 // Levels, in increasing order of concern.
 const (
-	Normal Level = iota
-	Uncertain
-	Anomaly
+	Normal    = detect.Normal
+	Uncertain = detect.Uncertain
+	Anomaly   = detect.Anomaly
 )
-
-func (l Level) String() string {
-	switch l {
-	case Normal:
-		return "normal"
-	case Uncertain:
-		return "uncertain"
-	case Anomaly:
-		return "anomaly"
-	}
-	return fmt.Sprintf("level(%d)", int(l))
-}
 
 // Judgement is a detector's verdict on one reading.
 type Judgement struct {

@@ -121,7 +121,7 @@ func (z *ZScore) Judge(ts time.Time, values []float64) Judgement {
 	for c, d := range z.dets {
 		dj := d.Judge(ts, values[c])
 		if c == 0 || dj.Score > j.Score {
-			j.Score, j.Level = dj.Score, Level(dj.Level)
+			j.Score, j.Level = dj.Score, dj.Level
 		}
 		if dj.Emit && (!j.Emit || dj.Level > emitLevel) {
 			j.Emit, emitLevel, j.Window = true, dj.Level, dj.Window
