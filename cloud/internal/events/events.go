@@ -16,7 +16,6 @@ package events
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -110,8 +109,8 @@ func (s *Store) Start(ctx context.Context) error {
 
 // DecodeItem is the ingest.Config.Decode of events: the value is an
 // api.Event.
-func DecodeItem(msg jetstream.Msg, _ string) (uint64, any, error) {
-	ev, err := decode(msg)
+func DecodeItem(msg jetstream.Msg, agent string) (uint64, any, error) {
+	ev, err := decodeFor(msg, agent)
 	return ev.Seq, ev, err
 }
 
@@ -125,24 +124,48 @@ func (s *Store) Stop() {
 
 func (s *Store) apply(agent string, r ingest.Result) {
 	m := s.cfg.Metrics
+	// Counters are added once per agent and batch, not per event.
+	var anomalies, uncertain int
+	s.mu.Lock()
 	for _, it := range r.Accepted {
 		ev := it.Value.(api.Event)
-		s.record(ev)
-		m.EventsReceived.WithLabelValues(string(ev.Kind)).Inc()
-		if s.cfg.OnEvent != nil {
-			s.cfg.OnEvent(ev)
+		s.recordLocked(ev)
+		if ev.Kind == wire.KindAnomaly {
+			anomalies++
+		} else {
+			uncertain++
 		}
 	}
-	for _, it := range r.Duplicates {
-		m.EventsDuplicate.Inc()
-		s.cfg.Logger.Debug("dropping duplicate event", "agent", agent, "seq", it.Seq)
+	s.mu.Unlock()
+	if s.cfg.OnEvent != nil {
+		for _, it := range r.Accepted {
+			s.cfg.OnEvent(it.Value.(api.Event))
+		}
 	}
-	m.EventsInvalid.Add(float64(len(r.Invalid)))
+	if anomalies > 0 {
+		m.EventsReceived.WithLabelValues(string(wire.KindAnomaly)).Add(float64(anomalies))
+	}
+	if uncertain > 0 {
+		m.EventsReceived.WithLabelValues(string(wire.KindUncertain)).Add(float64(uncertain))
+	}
+	if len(r.Duplicates) > 0 {
+		m.EventsDuplicate.Add(float64(len(r.Duplicates)))
+		for _, it := range r.Duplicates {
+			s.cfg.Logger.Debug("dropping duplicate event", "agent", agent, "seq", it.Seq)
+		}
+	}
+	if len(r.Invalid) > 0 {
+		m.EventsInvalid.Add(float64(len(r.Invalid)))
+	}
 }
 
 func (s *Store) record(ev api.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.recordLocked(ev)
+}
+
+func (s *Store) recordLocked(ev api.Event) {
 	s.ring[s.next] = ev
 	s.next = (s.next + 1) % len(s.ring)
 	if s.next == 0 {
@@ -180,13 +203,18 @@ func (s *Store) HighWaterMark(ctx context.Context, agent string) (uint64, error)
 
 // decode parses an event message and checks it against its subject.
 func decode(msg jetstream.Msg) (api.Event, error) {
-	var ev api.Event
-	if err := json.Unmarshal(msg.Data(), &ev.Event); err != nil {
-		return ev, fmt.Errorf("decode event JSON: %w", err)
-	}
 	agent, err := names.AgentFromSubject(msg.Subject())
 	if err != nil {
-		return ev, err
+		return api.Event{}, err
+	}
+	return decodeFor(msg, agent)
+}
+
+// decodeFor is decode for a message whose subject names agent.
+func decodeFor(msg jetstream.Msg, agent string) (api.Event, error) {
+	var ev api.Event
+	if err := wire.DecodeEvent(msg.Data(), &ev.Event); err != nil {
+		return ev, fmt.Errorf("decode event JSON: %w", err)
 	}
 	if ev.Agent != agent {
 		return ev, fmt.Errorf("event agent %q does not match subject agent %q", ev.Agent, agent)

@@ -42,8 +42,17 @@
 //
 // Agents of one batch are processed concurrently (their lookups and
 // compare-and-sets overlap); one agent's messages are handled in order by
-// one goroutine. Decode, Prepare and Apply are called concurrently for
-// different agents.
+// one goroutine. Prepare and Apply are called concurrently for different
+// agents. Decode is called on the goroutine that delivers the messages, in
+// delivery order, as they arrive: decoding the next batch overlaps the
+// round trips of the current one. The marks and lookups use a NATS
+// connection of their own (opened with the options of the caller's), so
+// their replies do not queue behind the messages being delivered.
+//
+// Every message is acknowledged on its own (AckExplicit): the replicas share
+// one durable, and an AckAll of a replica's last message would also
+// acknowledge earlier messages another replica still holds uncommitted,
+// which would lose them if that replica died.
 //
 // Config.Prepare must be idempotent: after a lost compare-and-set it is
 // called again with the winner's state for what is still to accept (the
@@ -62,6 +71,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/outpost-iot/outpost/cloud/internal/metrics"
 	"github.com/outpost-iot/outpost/shared/names"
@@ -80,7 +90,7 @@ const (
 	// new arrives.
 	retryInterval = 2 * time.Millisecond
 	// agentConcurrency bounds the agents of one batch processed at once.
-	agentConcurrency = 32
+	agentConcurrency = 128
 	// maxCASAttempts bounds the compare-and-set retries of one agent in one
 	// batch before its messages are deferred.
 	maxCASAttempts = 8
@@ -169,12 +179,14 @@ type cached struct {
 // Consumer is a running batched durable consumer.
 type Consumer struct {
 	cfg    Config
-	kv     jetstream.KeyValue
+	kv     jetstream.KeyValue // on side: the marks of the batches
+	mainKV jetstream.KeyValue // on the caller's connection, for Mark
 	stream jetstream.Stream
 	cons   jetstream.Consumer
 	cc     jetstream.ConsumeContext
-	ch     chan jetstream.Msg
+	ch     chan delivery
 	done   chan struct{}
+	side   *nats.Conn
 
 	// Used by the loop goroutine and the per-agent goroutines it starts;
 	// mu guards marks, held, ackFloor and floorAt.
@@ -206,10 +218,30 @@ func Start(ctx context.Context, js jetstream.JetStream, cfg Config) (*Consumer, 
 	}
 	c := &Consumer{cfg: cfg, marks: map[string]cached{}, done: make(chan struct{})}
 	var err error
-	if c.kv, err = js.KeyValue(ctx, names.BucketHWM); err != nil {
+	// Marks and lookups use a connection of their own (same options): on
+	// the consuming connection their replies would queue behind the
+	// messages the server is delivering, and every batch waits for them.
+	opts := js.Conn().Opts
+	opts.Name += " ingest " + cfg.Name
+	if c.side, err = opts.Connect(); err != nil {
+		return nil, fmt.Errorf("ingest %s: connect: %w", cfg.Name, err)
+	}
+	defer func() {
+		if c.cc == nil {
+			c.side.Close()
+		}
+	}()
+	sjs, err := jetstream.New(c.side)
+	if err != nil {
+		return nil, fmt.Errorf("ingest %s: %w", cfg.Name, err)
+	}
+	if c.mainKV, err = js.KeyValue(ctx, names.BucketHWM); err != nil {
 		return nil, fmt.Errorf("ingest %s: KV bucket %s: %w", cfg.Name, names.BucketHWM, err)
 	}
-	if c.stream, err = js.Stream(ctx, cfg.Stream); err != nil {
+	if c.kv, err = sjs.KeyValue(ctx, names.BucketHWM); err != nil {
+		return nil, fmt.Errorf("ingest %s: KV bucket %s: %w", cfg.Name, names.BucketHWM, err)
+	}
+	if c.stream, err = sjs.Stream(ctx, cfg.Stream); err != nil {
 		return nil, fmt.Errorf("ingest %s: stream %s: %w", cfg.Name, cfg.Stream, err)
 	}
 	c.cons, err = js.CreateOrUpdateConsumer(ctx, cfg.Stream, jetstream.ConsumerConfig{
@@ -226,8 +258,8 @@ func Start(ctx context.Context, js jetstream.JetStream, cfg Config) (*Consumer, 
 	}
 	c.ackFloor = c.cons.CachedInfo().AckFloor.Stream
 	c.floorAt = time.Now()
-	c.ch = make(chan jetstream.Msg, cfg.Batch*2)
-	c.cc, err = c.cons.Consume(func(m jetstream.Msg) { c.ch <- m },
+	c.ch = make(chan delivery, cfg.Batch*2)
+	cc, err := c.cons.Consume(func(m jetstream.Msg) { c.ch <- c.prepare(m) },
 		jetstream.PullMaxMessages(cfg.Batch*2),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			cfg.Logger.Debug("ingest consumer", "consumer", cfg.Name, "err", err)
@@ -235,6 +267,7 @@ func Start(ctx context.Context, js jetstream.JetStream, cfg Config) (*Consumer, 
 	if err != nil {
 		return nil, fmt.Errorf("ingest %s: consume: %w", cfg.Name, err)
 	}
+	c.cc = cc
 	go c.loop()
 	return c, nil
 }
@@ -249,12 +282,13 @@ func (c *Consumer) Stop() {
 	<-c.cc.Closed()
 	close(c.ch)
 	<-c.done
+	c.side.Close()
 	c.cc = nil
 }
 
 // Mark reads the committed mark of agent.
 func (c *Consumer) Mark(ctx context.Context, agent string) (Mark, error) {
-	m, _, err := loadMark(ctx, c.kv, Key(c.cfg.Name, agent))
+	m, _, err := loadMark(ctx, c.mainKV, Key(c.cfg.Name, agent))
 	return m, err
 }
 
@@ -273,9 +307,36 @@ func loadMark(ctx context.Context, kv jetstream.KeyValue, key string) (Mark, uin
 	return m, e.Revision(), nil
 }
 
+// delivery is a delivered message with what the delivering goroutine
+// found out about it.
+type delivery struct {
+	msg   jetstream.Msg
+	agent string
+	md    *jetstream.MsgMetadata
+	err   error // no agent or metadata
+	seq   uint64
+	value any
+	derr  error // Config.Decode's error
+}
+
+// prepare runs on the delivering goroutine, in delivery order: it parses
+// the subject and metadata and decodes the message, so that decoding
+// overlaps the processing of the previous batch (its compare-and-sets).
+func (c *Consumer) prepare(m jetstream.Msg) delivery {
+	d := delivery{msg: m}
+	if d.agent, d.err = names.AgentFromSubject(m.Subject()); d.err != nil {
+		return d
+	}
+	if d.md, d.err = m.Metadata(); d.err != nil {
+		return d
+	}
+	d.seq, d.value, d.derr = c.cfg.Decode(m, d.agent)
+	return d
+}
+
 func (c *Consumer) loop() {
 	defer close(c.done)
-	batch := make([]jetstream.Msg, 0, c.cfg.Batch)
+	batch := make([]delivery, 0, c.cfg.Batch)
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	for {
@@ -325,7 +386,7 @@ func (c *Consumer) count(outcome string, n int) {
 	}
 }
 
-func (c *Consumer) process(batch []jetstream.Msg) {
+func (c *Consumer) process(batch []delivery) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -338,10 +399,9 @@ func (c *Consumer) process(batch []jetstream.Msg) {
 		groups[it.Agent] = append(groups[it.Agent], it)
 	}
 	c.held = c.held[:0]
-	for _, m := range batch {
-		agent, err := names.AgentFromSubject(m.Subject())
-		md, merr := m.Metadata()
-		if err != nil || merr != nil {
+	for _, d := range batch {
+		m, agent, md := d.msg, d.agent, d.md
+		if d.err != nil {
 			c.count("invalid", 1)
 			c.cfg.Logger.Warn("ingest: message without agent or metadata", "consumer", c.cfg.Name, "subject", m.Subject())
 			_ = m.Term()
@@ -358,7 +418,7 @@ func (c *Consumer) process(batch []jetstream.Msg) {
 		if md.NumDelivered != 1 {
 			c.prevCS = 0
 		}
-		it := Item{Msg: m, Agent: agent, SSeq: md.Sequence.Stream, run: c.runID}
+		it := Item{Msg: m, Agent: agent, Seq: d.seq, SSeq: md.Sequence.Stream, Value: d.value, Err: d.derr, run: c.runID}
 		if _, ok := groups[agent]; !ok {
 			order = append(order, agent)
 		}
@@ -432,11 +492,6 @@ func (c *Consumer) deferItems(items []Item) {
 
 func (c *Consumer) processAgent(ctx context.Context, agent string, items []Item) {
 	key := Key(c.cfg.Name, agent)
-	for i := range items {
-		if items[i].heldSince.IsZero() { // held items were decoded before
-			items[i].Seq, items[i].Value, items[i].Err = c.cfg.Decode(items[i].Msg, agent)
-		}
-	}
 	// Stream order; a second copy of one message (redelivered while the
 	// first waited here) goes back for later.
 	sort.SliceStable(items, func(i, j int) bool { return items[i].SSeq < items[j].SSeq })
