@@ -354,6 +354,13 @@ func (a *Agent) registerFuncs() {
 		func() float64 { return float64(a.box.Stats().Bytes) })
 	a.met.CounterFunc("outpost_edge_outbox_dropped_records_total", "Records refused by the full-outbox policy since the outbox was created.",
 		func() float64 { return float64(a.box.Stats().Drops) })
+	for _, k := range outbox.Kinds {
+		k := k
+		a.met.CounterFuncWith("outpost_edge_outbox_dropped_by_kind_total",
+			"Records dropped by the full-outbox policy (pushed out or refused) since the outbox was created, by kind.",
+			map[string]string{"kind": k.String()},
+			func() float64 { return float64(a.box.Stats().ByKind[k].Dropped()) })
+	}
 	a.met.CounterFunc("outpost_edge_readings_late_dropped_total", "Readings dropped as later than the stream's reordering delay.",
 		func() float64 { return float64(a.lateDropped.Load()) })
 	a.met.CounterFunc("outpost_edge_readings_duplicate_total", "Readings dropped because their stream already had a reading at that time.",
@@ -414,7 +421,9 @@ func (a *Agent) handle(m ingest.Message) {
 		d := a.detector(r.Stream)
 		a.cpDirty[r.Stream] = struct{}{}
 		var fate detect.Fate
+		t0 := time.Now()
 		a.judged, fate = d.Offer(a.judged[:0], r.TS, r.Value)
+		a.met.Judge.Observe(time.Since(t0).Seconds())
 		s := a.stats(r.Stream)
 		switch fate {
 		case detect.Held:

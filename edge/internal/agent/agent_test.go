@@ -191,6 +191,9 @@ func TestAgentMosquittoToJetStream(t *testing.T) {
 		"outpost_edge_outbox_records 0",
 		"outpost_edge_outbox_bytes 0",
 		"outpost_edge_outbox_dropped_records_total 0",
+		`outpost_edge_outbox_dropped_by_kind_total{kind="anomaly"} 0`,
+		`outpost_edge_outbox_dropped_by_kind_total{kind="summary"} 0`,
+		"outpost_edge_judge_duration_seconds_count 420",
 		"outpost_edge_uplink_published_total",
 		"outpost_edge_mqtt_payload_bytes_total",
 	} {

@@ -57,8 +57,8 @@ func TestNoDropsUnderLoad(t *testing.T) {
 			got[1].Add(1)
 		}
 	})
-	if tok.Wait(); tok.Error() != nil {
-		t.Fatal(tok.Error())
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v (or timed out)", tok.Error())
 	}
 	pub, err := connect(t, b.URL(), "pub", "", "")
 	if err != nil {
@@ -102,8 +102,12 @@ func TestPasswordAuth(t *testing.T) {
 		t.Fatalf("right password refused: %v", err)
 	}
 	got := make(chan string, 1)
-	c.Subscribe("a/b", 1, func(_ paho.Client, m paho.Message) { got <- string(m.Payload()) }).Wait()
-	c.Publish("a/b", 1, false, "hi").Wait()
+	if tok := c.Subscribe("a/b", 1, func(_ paho.Client, m paho.Message) { got <- string(m.Payload()) }); !tok.WaitTimeout(10 * time.Second) {
+		t.Fatal("subscribe timed out")
+	}
+	if tok := c.Publish("a/b", 1, false, "hi"); !tok.WaitTimeout(10 * time.Second) {
+		t.Fatal("publish timed out")
+	}
 	select {
 	case s := <-got:
 		if s != "hi" {

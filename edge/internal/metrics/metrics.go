@@ -23,6 +23,9 @@ type Metrics struct {
 	DecodeErrors *prometheus.CounterVec // label reason
 	Events       *prometheus.CounterVec // label kind
 	Drops        prometheus.Counter
+	// Judge is the time to judge one reading: window, scoring (the model's
+	// Invoke for model-scored streams) and decision.
+	Judge prometheus.Histogram
 }
 
 // New registers the metrics on a new registry.
@@ -40,9 +43,17 @@ func New() *Metrics {
 			Help: "Events committed to the outbox, by kind."}, []string{"kind"}),
 		Drops: prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_edge_outbox_dropped_total",
 			Help: "Records refused by the full-outbox policy since the agent started."}),
+		Judge: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "outpost_edge_judge_duration_seconds",
+			Help:    "Time to judge one reading: window, scoring (model inference for model-scored streams) and decision.",
+			Buckets: prometheus.ExponentialBuckets(100e-9, 4, 10)}), // 100 ns to 26 ms
 	}
-	reg.MustRegister(m.Readings, m.PayloadBytes, m.DecodeErrors, m.Events, m.Drops)
+	reg.MustRegister(m.Readings, m.PayloadBytes, m.DecodeErrors, m.Events, m.Drops, m.Judge)
 	return m
+}
+
+// CounterFuncWith registers a counter read from f, with constant labels.
+func (m *Metrics) CounterFuncWith(name, help string, labels prometheus.Labels, f func() float64) {
+	m.Reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels}, f))
 }
 
 // GaugeFunc registers a gauge read from f.
