@@ -19,6 +19,10 @@ const (
 	StreamState = "OUTPOST_STATE"
 	// StreamVerdicts holds the cloud's decisions on forwarded windows.
 	StreamVerdicts = "OUTPOST_VERDICTS"
+	// StreamSamples holds the reservoir samples of normal windows that
+	// agents upload within their bandwidth budget (limited retention); the
+	// cloud's learning loop reads them.
+	StreamSamples = "OUTPOST_SAMPLES"
 )
 
 // Buckets and stores.
@@ -42,6 +46,10 @@ const (
 	// BucketConfigs is the KV bucket of firmware profiles pushed to the
 	// fleet, key = ConfigKey(profile name, revision), value = the YAML.
 	BucketConfigs = "outpost_configs"
+	// BucketModelHistory is the cloud's KV bucket of learning decisions
+	// (drift seen, challenger trained and compared, promoted, rejected,
+	// awaiting approval, rolled out), key = decision id.
+	BucketModelHistory = "outpost_model_history"
 )
 
 // Subject wildcards that the cloud binds its streams and consumers to.
@@ -54,6 +62,8 @@ const (
 	StateAll = "outpost.edge.*.state"
 	// VerdictsAll matches the verdict subject of every agent.
 	VerdictsAll = "outpost.cloud.verdict.*"
+	// SamplesAll matches the sample subject of every agent.
+	SamplesAll = "outpost.edge.*.sample"
 	// APIPrefix is the subject prefix of the fleet request/reply API.
 	APIPrefix = "outpost.api.v1"
 )
@@ -66,6 +76,10 @@ func SummarySubject(agent string) string { return "outpost.edge." + agent + ".su
 
 // StateSubject is the subject an agent publishes heartbeats and state on.
 func StateSubject(agent string) string { return "outpost.edge." + agent + ".state" }
+
+// SampleSubject is the subject an agent publishes its sampled normal
+// windows on.
+func SampleSubject(agent string) string { return "outpost.edge." + agent + ".sample" }
 
 // VerdictSubject is the subject the cloud publishes verdicts for an agent on.
 func VerdictSubject(agent string) string { return "outpost.cloud.verdict." + agent }

@@ -43,6 +43,13 @@ const (
 	// DefaultModel is the model of a stream scored by a model (scorer:
 	// model) when model is not set: the stock int8 edge model.
 	DefaultModel = "ae-edge"
+	// DefaultSampleBudget is uplink.sample_budget's default: 32 KiB of
+	// sampled normal windows per hour (about 50 windows of 32 readings).
+	DefaultSampleBudget = 32 << 10
+	// DefaultSampleInterval is how often sampled windows are uploaded.
+	DefaultSampleInterval = 10 * time.Minute
+	// DefaultSampleWindows is the reservoir size per stream.
+	DefaultSampleWindows = 8
 )
 
 // GapFills are the gap_fill values the schema accepts ("" leaves gaps).
@@ -81,6 +88,8 @@ type Profile struct {
 	SummaryInterval time.Duration `yaml:"summary_interval"`
 	// Metrics configures the Prometheus endpoint.
 	Metrics Metrics `yaml:"metrics"`
+	// Uplink configures optional uploads beside events and summaries.
+	Uplink Uplink `yaml:"uplink"`
 
 	// lines maps YAML paths to the line they were read from.
 	lines map[string]int
@@ -164,8 +173,10 @@ type Video struct {
 type NATS struct {
 	// URL of the NATS server. Default DefaultNATSURL.
 	URL string `yaml:"url"`
-	// TrustKey is the cloud's ed25519 public key for model signatures
-	// (used by the model-update path; optional for now).
+	// TrustKey is the cloud's ed25519 public key for model signatures,
+	// "ed25519:<base64>" as `fleet keys public` prints it. The agent loads
+	// no model update that this key does not verify; without a key (here
+	// or outpost-edge run --trust-key FILE) every model update is refused.
 	TrustKey string `yaml:"trust_key"`
 }
 
@@ -251,6 +262,59 @@ type Stream struct {
 	// scored. Default: Window; with scorer "model", 0 (the model has a
 	// warm-up of its own, in its manifest, which this adds to).
 	Warmup int `yaml:"warmup"`
+	// Score says what a model scorer's raw score is: "scaled" (the
+	// |residual| or reconstruction error divided by its running scale,
+	// comparable with the manifest's thresholds) or "residual" (the
+	// |residual| itself, for the likelihood stage, which judges raw scores
+	// against their own history). Only used with scorer "model". Default
+	// "scaled".
+	Score string `yaml:"score"`
+	// Likelihood passes the raw scores through the anomaly likelihood
+	// stage: the mean of the last Average raw scores, judged against a
+	// Gaussian fitted to the last Window such means; the score becomes
+	// 0..1 (1: a tail probability of 1e-10 or less), so low and high are
+	// then probabilities like 0.99 and 1. Default: off (window 0).
+	Likelihood Likelihood `yaml:"likelihood"`
+	// Novelty adds the novelty channel (it needs the likelihood stage):
+	// readings are binned over the stream's range so far and a sequence of
+	// Length bins the stream has never shown scores high. Default: off.
+	Novelty Novelty `yaml:"novelty"`
+	// RangeMargin, when > 0, makes a reading beyond the range of all the
+	// stream's readings so far, by more than RangeMargin times that range,
+	// an anomaly. Default 0: off.
+	RangeMargin float64 `yaml:"range_margin"`
+	// RangeWarmup is the number of readings the range must have seen
+	// before the range rule applies. Default 100.
+	RangeWarmup int `yaml:"range_warmup"`
+	// AnomalyWindow is the number of most recent readings an anomaly event
+	// carries (uncertain windows always carry the whole window, for the
+	// cloud's second stage). Default 0: the whole window.
+	AnomalyWindow int `yaml:"anomaly_window"`
+}
+
+// Likelihood configures the anomaly likelihood stage of a stream.
+type Likelihood struct {
+	// Window is the number of averaged raw scores the Gaussian is fitted
+	// to; 0 turns the stage off.
+	Window int `yaml:"window"`
+	// Average is the number of raw scores averaged. Default 10.
+	Average int `yaml:"average"`
+	// Floor is the smallest deviation of the fit, as a fraction of the
+	// fitted mean. Default 0.03.
+	Floor float64 `yaml:"floor"`
+}
+
+// Novelty configures the novelty channel of a stream.
+type Novelty struct {
+	// Bins is the number of value bins over the stream's range (2 to 255);
+	// 0 turns the channel off.
+	Bins int `yaml:"bins"`
+	// Length is the number of consecutive bins that make a pattern (1 to
+	// 8).
+	Length int `yaml:"length"`
+	// High is the score of a never-seen pattern's likelihood at which it
+	// counts.
+	High float64 `yaml:"high"`
 }
 
 // Cooldown is a number of readings or a duration; in YAML an integer or a
@@ -296,6 +360,22 @@ func (c Cooldown) MarshalYAML() (any, error) {
 		return c.Duration.String(), nil
 	}
 	return c.Readings, nil
+}
+
+// Uplink configures what the agent uploads beside events and summaries:
+// a reservoir sample of windows it judged normal, which the cloud's
+// learning loop uses to detect drift and retrain the edge model.
+type Uplink struct {
+	// SampleBudget is the most bytes per hour of sampled normal windows
+	// (JSON payload and subject) the agent uploads; 0 turns sampling off.
+	// Unset (nil) means DefaultSampleBudget.
+	SampleBudget *int64 `yaml:"sample_budget"`
+	// SampleInterval is how often the sample is uploaded (and a new one
+	// started). Default DefaultSampleInterval.
+	SampleInterval time.Duration `yaml:"sample_interval"`
+	// SampleWindows is how many windows per stream the reservoir keeps
+	// between uploads. Default DefaultSampleWindows.
+	SampleWindows int `yaml:"sample_windows"`
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -370,6 +450,16 @@ func (p Profile) Defaults() Profile {
 	}
 	if p.SummaryInterval == 0 {
 		p.SummaryInterval = DefaultSummaryInterval
+	}
+	if p.Uplink.SampleBudget == nil {
+		b := int64(DefaultSampleBudget)
+		p.Uplink.SampleBudget = &b
+	}
+	if p.Uplink.SampleInterval == 0 {
+		p.Uplink.SampleInterval = DefaultSampleInterval
+	}
+	if p.Uplink.SampleWindows == 0 {
+		p.Uplink.SampleWindows = DefaultSampleWindows
 	}
 	return p
 }

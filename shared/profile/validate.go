@@ -2,11 +2,13 @@ package profile
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/outpost-iot/outpost/shared/modelpkg"
 	"github.com/outpost-iot/outpost/shared/names"
 )
 
@@ -19,6 +21,14 @@ var Scorers = []string{"zscore", ScorerModel}
 
 // ScorerModel is the scorer that runs a model (Stream.Model).
 const ScorerModel = "model"
+
+// Score kinds of a model scorer (Stream.Score).
+const (
+	// ScoreScaled divides the model's error by its running scale.
+	ScoreScaled = "scaled"
+	// ScoreResidual is the model's error itself, for the likelihood stage.
+	ScoreResidual = "residual"
+)
 
 // Validate checks p (with its defaults filled in) and returns every problem
 // as Problems, or nil. An empty agent.id is allowed here, because a profile
@@ -109,6 +119,11 @@ func (v *validator) check(p Profile) {
 	}
 
 	v.checkURL("nats.url", p.NATS.URL, "nats", "tls", "ws", "wss")
+	if p.NATS.TrustKey != "" {
+		if _, err := modelpkg.ParsePublicKey(p.NATS.TrustKey); err != nil {
+			v.add("nats.trust_key", "%v", err)
+		}
+	}
 	if strings.TrimSpace(p.DataDir) == "" {
 		v.add("data_dir", "must not be empty")
 	}
@@ -152,6 +167,7 @@ func (v *validator) check(p Profile) {
 			v.add(path+".cooldown", "must not be negative, got %s", s.Cooldown)
 		}
 		v.checkStreamWindow(path, s)
+		v.checkStreamStages(path, s)
 		if s.Window <= 0 {
 			// warmup defaults to the window; already reported
 		} else if s.Warmup < 0 {
@@ -165,6 +181,64 @@ func (v *validator) check(p Profile) {
 	}
 	if p.Metrics.Listen != "" {
 		v.checkAddr("metrics.listen", p.Metrics.Listen)
+	}
+	if b := p.Uplink.SampleBudget; b != nil && (*b < 0 || *b > 1<<30) {
+		v.add("uplink.sample_budget", "must be between 0 (off) and 1073741824 bytes per hour, got %d", *b)
+	}
+	if p.Uplink.SampleInterval < 0 || p.Uplink.SampleInterval > 24*time.Hour {
+		v.add("uplink.sample_interval", "must be > 0 and at most 24h, got %s", p.Uplink.SampleInterval)
+	}
+	if p.Uplink.SampleWindows < 0 || p.Uplink.SampleWindows > 1000 {
+		v.add("uplink.sample_windows", "must be between 1 and 1000, got %d", p.Uplink.SampleWindows)
+	}
+}
+
+// checkStreamStages checks a stream's score kind, likelihood, novelty and
+// range options.
+func (v *validator) checkStreamStages(path string, s Stream) {
+	switch s.Score {
+	case "", ScoreScaled, ScoreResidual:
+		if s.Score != "" && s.Scorer != ScorerModel {
+			v.add(path+".score", "only used with scorer: model (scorer is %q)", s.Scorer)
+		}
+	default:
+		v.add(path+".score", "must be %q or %q, got %q", ScoreScaled, ScoreResidual, s.Score)
+	}
+	l := s.Likelihood
+	if l.Window < 0 || l.Window > 1000000 {
+		v.add(path+".likelihood.window", "must be between 0 (off) and 1000000, got %d", l.Window)
+	}
+	if l.Average < 0 || (l.Window > 0 && l.Average > l.Window) {
+		v.add(path+".likelihood.average", "must be between 1 and the window (%d), got %d", l.Window, l.Average)
+	}
+	if l.Floor < 0 || math.IsNaN(l.Floor) {
+		v.add(path+".likelihood.floor", "must be >= 0, got %g", l.Floor)
+	}
+	n := s.Novelty
+	if n.Bins != 0 {
+		switch {
+		case n.Bins < 2 || n.Bins > 255:
+			v.add(path+".novelty.bins", "must be between 2 and 255 (or 0: off), got %d", n.Bins)
+		case n.Length < 1 || n.Length > 8:
+			v.add(path+".novelty.length", "must be between 1 and 8, got %d", n.Length)
+		case math.Pow(float64(n.Bins), float64(n.Length)) > 1<<16:
+			v.add(path+".novelty", "bins^length must be at most 65536 patterns, got %d^%d", n.Bins, n.Length)
+		}
+		if n.High < 0 || math.IsNaN(n.High) {
+			v.add(path+".novelty.high", "must be >= 0, got %g", n.High)
+		}
+		if l.Window == 0 {
+			v.add(path+".novelty", "needs the likelihood stage (likelihood.window > 0)")
+		}
+	}
+	if s.RangeMargin < 0 || math.IsNaN(s.RangeMargin) {
+		v.add(path+".range_margin", "must be >= 0, got %g", s.RangeMargin)
+	}
+	if s.AnomalyWindow < 0 {
+		v.add(path+".anomaly_window", "must be >= 0 (0: the whole window), got %d", s.AnomalyWindow)
+	}
+	if s.RangeWarmup < 0 {
+		v.add(path+".range_warmup", "must be >= 0, got %d", s.RangeWarmup)
 	}
 }
 

@@ -43,6 +43,7 @@ const (
 	fWindow
 	fMissing
 	fCreated
+	fIncarnation
 )
 
 // eventScanner scans one JSON object of an Event; ok is false as soon as
@@ -392,6 +393,9 @@ func decodeEventFast(data []byte, ev *Event) bool {
 			case "created":
 				bit = fCreated
 				ok = s.time(&ev.Created)
+			case "incarnation":
+				bit = fIncarnation
+				ev.Incarnation, ok = s.string()
 			default:
 				return false
 			}

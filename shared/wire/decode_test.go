@@ -18,7 +18,7 @@ func sampleEvent() Event {
 	return Event{Agent: "gw-1", Seq: 18446744073709551615, Stream: "sensors/press-1/temp",
 		TS: time.Date(2026, 11, 23, 6, 30, 1, 123456789, time.UTC), Kind: KindUncertain,
 		Score: 0.7123, Low: 0.5, High: 0.9, Value: 20.2, Model: "edge@1", Window: win,
-		Missing: []int{3, 4}, Created: time.Date(2026, 11, 23, 6, 30, 1, 5e8, time.UTC)}
+		Missing: []int{3, 4}, Created: time.Date(2026, 11, 23, 6, 30, 1, 5e8, time.UTC), Incarnation: "3f2a9c01b7d4e655"}
 }
 
 // sameEvent compares two events field by field; times by instant and

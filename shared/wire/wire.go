@@ -30,8 +30,16 @@ func (k Kind) Valid() bool { return k == KindAnomaly || k == KindUncertain }
 type Event struct {
 	// Agent is the id of the agent that judged the reading.
 	Agent string `json:"agent"`
-	// Seq is the agent's outbox sequence number: strictly increasing per agent.
+	// Seq is the agent's outbox sequence number: strictly increasing per
+	// agent and Incarnation. A new outbox starts at the wall clock in
+	// microseconds, so a wiped outbox's seqs usually continue above the
+	// old ones.
 	Seq uint64 `json:"seq"`
+	// Incarnation identifies the outbox that gave Seq: a random id made
+	// with the outbox file. A wiped and recreated outbox has a new one, and
+	// the cloud keeps its duplicate high-water mark per agent and
+	// incarnation. Empty from agents (or outboxes) older than the field.
+	Incarnation string `json:"incarnation,omitempty"`
 	// Stream names the sensor stream, e.g. "sensors/press-1/temp".
 	Stream string `json:"stream"`
 	// TS is the reading's own time (not the time it was received or sent).
@@ -83,6 +91,8 @@ type StreamSummary struct {
 type Summary struct {
 	Agent string `json:"agent"`
 	Seq   uint64 `json:"seq"`
+	// Incarnation identifies the outbox that gave Seq, as Event.Incarnation.
+	Incarnation string `json:"incarnation,omitempty"`
 	// From and To bound the interval the summary covers.
 	From time.Time `json:"from"`
 	To   time.Time `json:"to"`
@@ -157,7 +167,17 @@ type Verdict struct {
 	// Reason says why, when the decision was not made by re-scoring the
 	// window (e.g. the event carried no window); empty otherwise.
 	Reason string `json:"reason,omitempty"`
+	// Incarnation is the event's Incarnation (Agent, Incarnation and Seq
+	// identify the event).
+	Incarnation string `json:"incarnation,omitempty"`
 }
+
+// OutboxIncarnation returns e.Incarnation (the cloud's ingest reads it
+// through an interface of its own).
+func (e Event) OutboxIncarnation() string { return e.Incarnation }
+
+// OutboxIncarnation returns s.Incarnation.
+func (s Summary) OutboxIncarnation() string { return s.Incarnation }
 
 // Duration is a time.Duration that encodes in JSON as a Go duration string
 // ("5s") and decodes from either such a string or a number of seconds.
@@ -185,4 +205,28 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	*d = Duration(secs * float64(time.Second))
 	return nil
+}
+
+// Sample is one normal window an agent's reservoir sampler uploads for the
+// cloud's learning loop, published on names.SampleSubject(agent) into the
+// stream names.StreamSamples. Samples are best effort: they do not go
+// through the outbox, and what does not fit the profile's bandwidth budget
+// is not sent.
+type Sample struct {
+	Agent string `json:"agent"`
+	// Stream names the sensor stream the window came from.
+	Stream string `json:"stream"`
+	// TS is the time of the window's last reading.
+	TS time.Time `json:"ts"`
+	// Window holds the raw values of a window the agent judged normal,
+	// oldest first.
+	Window []float64 `json:"window"`
+	// Offered is how many normal windows of the stream the sampler was
+	// offered in the interval this one was drawn from (uniformly).
+	Offered uint64 `json:"offered"`
+	// Model is the model that judged the window normal, "name@version",
+	// when the agent says; empty otherwise.
+	Model string `json:"model,omitempty"`
+	// Sent is when the agent published the sample.
+	Sent time.Time `json:"sent"`
 }
