@@ -5,6 +5,11 @@
 // (models/eval) replays corpora through the same code; it imports nothing of
 // MQTT or NATS. The scorer is pluggable (Scorer): the z-score scorer (New)
 // or a TFLite model with its manifest (package modelscore, NewWithScorer).
+// Between the scorer and the decision, optional stages (Config): the
+// anomaly likelihood of the raw scores (Likelihood), a novelty channel
+// (NoveltyConfig) and a rule that a reading beyond the stream's range is
+// an anomaly (Config.RangeMargin); together they are what `make eval`
+// measures on NAB.
 package detect
 
 import (
@@ -77,6 +82,7 @@ const (
 	DefaultMaxFill      = 100
 	DefaultGapIntervals = 1.5
 	DefaultStdFloor     = 1e-9
+	DefaultRangeWarmup  = 100
 	// spacings is how many recent spacings the learnt interval is the
 	// median of.
 	spacings = 16
@@ -138,6 +144,25 @@ type Config struct {
 	// Clamp is how many standard deviations from the mean a reading may pull
 	// the scorer's statistics; 0 means zscore.DefaultClamp.
 	Clamp float64
+	// Likelihood, when Likelihood.Window > 0, passes the scorer's raw
+	// scores through the anomaly likelihood stage (see Likelihood): the
+	// score judged against Low and High is then the likelihood score, in
+	// [0, 1] (0.5: a tail probability of 1e-5).
+	Likelihood LikelihoodConfig
+	// RangeMargin, when > 0, makes a reading outside the range of the
+	// stream's readings so far, widened on each side by RangeMargin times
+	// the range's width, an anomaly: its score is raised to High. (A
+	// stream that has been constant has a range of width 0: any change is
+	// outside it.)
+	RangeMargin float64
+	// Novelty, when Novelty.Bins > 0, adds the novelty channel (see
+	// NoveltyConfig); it needs the likelihood stage (Likelihood.Window >
+	// 0), whose settings its own likelihood takes.
+	Novelty NoveltyConfig
+	// RangeWarmup is the number of readings the range must have seen
+	// before readings out of it are anomalies (whether or not the scorer
+	// is warm). 0 means DefaultRangeWarmup.
+	RangeWarmup int
 }
 
 // Judgement is the result of judging one reading.
@@ -148,8 +173,18 @@ type Judgement struct {
 	Value float64
 	// Level is the reading's level by its score alone.
 	Level Level
-	// Score is the scorer's score (0 during warm-up).
+	// Score is the score judged (0 during warm-up): the scorer's, or with
+	// Config.Likelihood the likelihood score; raised to High for a reading
+	// out of range (Config.RangeMargin).
 	Score float64
+	// Raw is the scorer's own score (0 during the scorer's warm-up).
+	Raw float64
+	// OutOfRange says the reading lay outside the stream's range
+	// (Config.RangeMargin).
+	OutOfRange bool
+	// Novelty is the novelty channel's likelihood score (Config.Novelty;
+	// 0 while it learns), before its scaling to the detector's High.
+	Novelty float64
 	// Emit says this reading starts (or escalates) an incident and must be
 	// forwarded as an event of kind Level.
 	Emit bool
@@ -244,6 +279,14 @@ type Detector struct {
 	hasReleased  bool
 	buf          []held // sorted by ts
 
+	// Likelihood stage and novelty channel (nil: off).
+	lik *Likelihood
+	nov *novelty
+	// Range of the readings so far (Config.RangeMargin, Config.Novelty):
+	// rangeN readings, from lo to hi.
+	rangeN uint64
+	lo, hi float64
+
 	// Online normalisation.
 	onN    uint64
 	onMean float64
@@ -296,6 +339,18 @@ func newDetector(cfg Config) (*Detector, error) {
 	if cfg.Normalize < NormNone || cfg.Normalize > NormManifest {
 		return nil, fmt.Errorf("detect: unknown normalisation %d", cfg.Normalize)
 	}
+	if err := cfg.Likelihood.validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.Novelty.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Novelty.Bins > 0 && cfg.Likelihood.Window == 0 {
+		return nil, fmt.Errorf("detect: the novelty channel needs the likelihood stage")
+	}
+	if cfg.RangeMargin < 0 || math.IsNaN(cfg.RangeMargin) || cfg.RangeWarmup < 0 {
+		return nil, fmt.Errorf("detect: negative range margin %g or range warm-up %d", cfg.RangeMargin, cfg.RangeWarmup)
+	}
 	if cfg.Normalize == NormManifest && !(cfg.NormScale > 0) {
 		return nil, fmt.Errorf("detect: manifest normalisation needs a scale > 0, got %g", cfg.NormScale)
 	}
@@ -311,8 +366,32 @@ func newDetector(cfg Config) (*Detector, error) {
 	if cfg.StdFloor == 0 {
 		cfg.StdFloor = DefaultStdFloor
 	}
+	if cfg.RangeWarmup == 0 {
+		cfg.RangeWarmup = DefaultRangeWarmup
+	}
 	d := &Detector{cfg: cfg, raw: make([]float64, cfg.Window), ts: make([]int64, cfg.Window)}
 	d.alpha = 1 - math.Exp2(-1/float64(cfg.HalfLife))
+	if cfg.Likelihood.Window > 0 {
+		l, err := NewLikelihood(cfg.Likelihood)
+		if err != nil {
+			return nil, err
+		}
+		d.lik = l
+		d.cfg.Likelihood = l.Config()
+	}
+	if cfg.Novelty.Bins > 0 {
+		if cfg.Novelty.Length == 0 {
+			d.cfg.Novelty.Length = DefaultNoveltyLength
+		}
+		if cfg.Novelty.High == 0 {
+			d.cfg.Novelty.High = cfg.High
+		}
+		n, err := newNovelty(d.cfg.Novelty, d.cfg.Likelihood)
+		if err != nil {
+			return nil, err
+		}
+		d.nov = n
+	}
 	return d, nil
 }
 
@@ -411,10 +490,34 @@ func (d *Detector) Judge(ts time.Time, v float64) Judgement {
 		return j
 	}
 	d.seen++
+	var nov float64
+	novOK := false
+	if d.nov != nil {
+		lo, hi := v, v
+		if d.rangeN > 0 {
+			lo, hi = math.Min(d.lo, v), math.Max(d.hi, v)
+		}
+		nov, novOK = d.nov.step(v, lo, hi)
+	}
 	if d.seen > d.cfg.Warmup {
-		j.Score, j.Warm = d.scorer.Step(v)
+		j.Raw, j.Warm = d.scorer.Step(v)
+		if !j.Warm {
+			j.Raw = 0
+		}
+		j.Score = j.Raw
+		if d.lik != nil && j.Warm {
+			j.Score, j.Warm = d.lik.Step(j.Raw)
+		}
 		if !j.Warm {
 			j.Score = 0
+		}
+		if novOK && j.Warm {
+			j.Novelty = nov
+			j.Score = math.Max(j.Score, nov*d.cfg.High/d.cfg.Novelty.High)
+		}
+		if d.cfg.RangeMargin > 0 && d.rangeN >= uint64(d.cfg.RangeWarmup) && d.outOfRange(v) {
+			j.OutOfRange = true
+			j.Score = math.Max(j.Score, d.cfg.High)
 		}
 		switch {
 		case j.Score >= d.cfg.High:
@@ -428,6 +531,9 @@ func (d *Detector) Judge(ts time.Time, v float64) Judgement {
 	}
 	if d.cfg.Normalize == NormOnline {
 		d.online(v)
+	}
+	if d.cfg.RangeMargin > 0 || d.nov != nil {
+		d.foldRange(v)
 	}
 
 	switch {
@@ -565,8 +671,31 @@ func (d *Detector) fillGap(j *Judgement, t int64, v float64) {
 func (d *Detector) resetWindow() {
 	d.count, d.next, d.seen = 0, 0, 0
 	d.scorer.Reset()
+	if d.nov != nil {
+		d.nov.resetContext()
+	}
 	d.ResetIncident()
 	d.hasLast = false
+}
+
+// outOfRange reports whether v lies outside the range of the readings so
+// far widened by RangeMargin times its width on each side.
+func (d *Detector) outOfRange(v float64) bool {
+	if d.rangeN == 0 {
+		return false
+	}
+	m := d.cfg.RangeMargin * (d.hi - d.lo)
+	return v > d.hi+m || v < d.lo-m
+}
+
+// foldRange widens the range to v.
+func (d *Detector) foldRange(v float64) {
+	if d.rangeN == 0 {
+		d.lo, d.hi = v, v
+	} else {
+		d.lo, d.hi = math.Min(d.lo, v), math.Max(d.hi, v)
+	}
+	d.rangeN++
 }
 
 // online folds v into the running mean and variance.
@@ -656,6 +785,16 @@ func (d *Detector) windowStats() (mean, std float64) {
 		}
 	}
 	return mean, math.Sqrt(ss / float64(n))
+}
+
+// AppendWindow appends the raw values of the window, oldest first (missing
+// samples are NaN), to dst and returns it.
+func (d *Detector) AppendWindow(dst []float64) []float64 {
+	start := (d.next - d.count + len(d.raw)) % len(d.raw)
+	for i := 0; i < d.count; i++ {
+		dst = append(dst, d.raw[(start+i)%len(d.raw)])
+	}
+	return dst
 }
 
 func (d *Detector) window() []float64 {

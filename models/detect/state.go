@@ -15,11 +15,15 @@ import (
 // with the z-score scorer's state; version 3 names the scorer's model
 // before its state, so that any Scorer's running state is kept and a
 // state is never restored into another model's scorer. Versions 1 and 2
-// load into z-score detectors only.
+// load into z-score detectors only. Version 4 appends, after the scorer's
+// state, the likelihood stage's state (Config.Likelihood) and the stream's
+// range (Config.RangeMargin); a version 3 state loads with both starting
+// afresh.
 const (
 	stateV1      = 1
 	stateV2      = 2
-	stateVersion = 3
+	stateV3      = 3
+	stateVersion = 4
 )
 
 // ErrState: a checkpointed state does not fit this detector (other window
@@ -84,7 +88,24 @@ func (d *Detector) appendState(b []byte, version byte) ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(len(m)))
 		b = append(b, m...)
 	}
-	return d.scorer.AppendState(b)
+	b, err := d.scorer.AppendState(b)
+	if err != nil || version < 4 {
+		return b, err
+	}
+	// Version 4: the likelihood stage (flag, state) and the range.
+	if d.lik == nil {
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+		b = d.lik.AppendState(b)
+	}
+	b = binary.AppendUvarint(b, d.rangeN)
+	b = appendFloat(b, d.lo)
+	b = appendFloat(b, d.hi)
+	if d.nov == nil {
+		return append(b, 0), nil
+	}
+	return d.nov.appendState(append(b, 1)), nil
 }
 
 // appendV1Head appends the fields version 1 began with.
@@ -152,8 +173,9 @@ func (r *reader) float() float64 {
 }
 
 // UnmarshalBinary restores a state written by MarshalBinary (this version,
-// or versions 1 and 2 into a z-score detector) into a detector of the same
-// window size and scorer model. On error the detector is unchanged.
+// version 3, or versions 1 and 2 into a z-score detector) into a detector
+// of the same window size and scorer model (and likelihood sizes). On
+// error the detector is unchanged.
 func (d *Detector) UnmarshalBinary(b []byte) error {
 	if len(b) < 1 || b[0] < stateV1 || b[0] > stateVersion {
 		v := -1
@@ -236,11 +258,64 @@ func (d *Detector) UnmarshalBinary(b []byte) error {
 	}
 	// Restore the scorer into a copy so that a bad scorer state leaves d
 	// unchanged.
-	sc, _, err := d.scorer.RestoreState(r.b, int(count))
+	sc, rest, err := d.scorer.RestoreState(r.b, int(count))
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrState, err)
 	}
 	n.scorer = sc
+	// The likelihood stage and the range start afresh unless the state
+	// holds them (version 4).
+	if d.lik != nil {
+		n.lik, _ = NewLikelihood(d.cfg.Likelihood)
+	}
+	if d.nov != nil {
+		n.nov, _ = newNovelty(d.cfg.Novelty, d.cfg.Likelihood)
+	}
+	n.rangeN, n.lo, n.hi = 0, 0, 0
+	if version >= 4 {
+		r.b = rest
+		if len(r.b) < 1 {
+			return fmt.Errorf("%w: truncated", ErrState)
+		}
+		has := r.b[0]
+		r.b = r.b[1:]
+		switch {
+		case has > 1:
+			return fmt.Errorf("%w: likelihood flag %d", ErrState, has)
+		case has == 1 && d.lik != nil:
+			l, err := d.lik.restore(r)
+			if err != nil {
+				return err
+			}
+			n.lik = l
+		case has == 1:
+			// This detector has no likelihood stage: skip the state.
+			if err := skipLikelihood(r); err != nil {
+				return err
+			}
+		}
+		n.rangeN, n.lo, n.hi = r.uvarint(), r.float(), r.float()
+		if r.err != nil {
+			return r.err
+		}
+		if len(r.b) < 1 || r.b[0] > 1 {
+			return fmt.Errorf("%w: novelty flag", ErrState)
+		}
+		hasNov := r.b[0] == 1
+		r.b = r.b[1:]
+		switch {
+		case hasNov && d.nov != nil:
+			c, err := d.nov.restore(r)
+			if err != nil {
+				return err
+			}
+			n.nov = c
+		case hasNov:
+			if err := skipNovelty(r); err != nil {
+				return err
+			}
+		}
+	}
 	n.next, n.count, n.seen = int(next), int(count), int(seen)
 	n.incident, n.quiet = Level(incident), int(quiet)
 	n.quietSince = time.Time{}

@@ -91,7 +91,19 @@ func FuzzUnmarshalState(f *testing.F) {
 	}
 	b2, _ := d2.MarshalBinary()
 	f.Add(b2)
+	likFull := Config{Window: 8, Low: 0.3, High: 0.5, Warmup: 2, RangeMargin: 0.01, RangeWarmup: 3,
+		Likelihood: LikelihoodConfig{Window: 6, Average: 2, Learn: 2}, Novelty: NoveltyConfig{Bins: 4, Length: 2}}
+	d3, _ := New(likFull)
+	for i := 0; i < 40; i++ {
+		d3.Judge(time.Unix(int64(i), 0), float64(i%5))
+	}
+	b3, _ := d3.MarshalBinary()
+	f.Add(b3)
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if d, _ := New(likFull); d.UnmarshalBinary(b) == nil {
+			d.Judge(time.Unix(100, 0), 1) // must not panic
+			d.Judge(time.Unix(101, 0), 100)
+		}
 		d, _ := New(Config{Window: 8, Low: 4, High: 6, Warmup: 2})
 		if err := d.UnmarshalBinary(b); err == nil {
 			d.Judge(time.Unix(100, 0), 1) // must not panic
@@ -122,8 +134,8 @@ func TestCheckpointV2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b3, _ := d1.MarshalBinary()
-	if b[0] != stateV2 || b3[0] != stateVersion || len(b3) != len(b)+1+len(d1.Model()) {
+	b3, _ := d1.appendState(nil, stateV3)
+	if b[0] != stateV2 || b3[0] != stateV3 || len(b3) != len(b)+1+len(d1.Model()) {
 		t.Fatalf("version 2 state of %d bytes, version 3 of %d", len(b), len(b3))
 	}
 	d2, _ := New(cfg)

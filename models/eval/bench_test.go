@@ -11,13 +11,20 @@ import (
 
 // BenchmarkEdgePipeline measures the edge's path per reading with the stock
 // int8 model: decode a JSON reading, window, normalise, infer, score and
-// decide (ModelDetector.Judge). b.N readings; readings/s = 1e9 / ns/op.
+// decide (ModelDetector.Judge), with the manifest's thresholds (plain) and
+// with the tuned settings (likelihood stage, novelty channel, range rule).
+// b.N readings; readings/s = 1e9 / ns/op.
 func BenchmarkEdgePipeline(b *testing.B) {
+	b.Run("plain", func(b *testing.B) { benchPipeline(b, ModelConfig{}) })
+	b.Run("tuned", func(b *testing.B) { benchPipeline(b, TunedEdge) })
+}
+
+func benchPipeline(b *testing.B, cfg ModelConfig) {
 	m, model, err := stock.Load(stock.Edge)
 	if err != nil {
 		b.Fatal(err)
 	}
-	d, err := NewModelDetector(m, model, ModelConfig{}, 1)
+	d, err := NewModelDetector(m, model, cfg, 1)
 	if err != nil {
 		b.Fatal(err)
 	}

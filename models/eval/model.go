@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/outpost-iot/outpost/models/detect"
+	"github.com/outpost-iot/outpost/models/detect/modelscore"
+	"github.com/outpost-iot/outpost/models/detect/secondstage"
 	"github.com/outpost-iot/outpost/models/manifest"
 	"github.com/outpost-iot/outpost/models/stock"
 	"github.com/outpost-iot/outpost/models/tflite"
@@ -40,9 +43,22 @@ type ModelConfig struct {
 	// it carries the window the edge model judged it with. Default: the
 	// model's window; negative means Forward.
 	AnomalyForward int `json:"anomaly_forward"`
-	// AnomalyOnly maps the uncertain level to normal (a streaming cloud
-	// detector has no uncertain level).
+	// AnomalyOnly drops uncertain events and reports the uncertain level
+	// as normal (a streaming cloud detector has no uncertain level).
 	AnomalyOnly bool `json:"anomaly_only,omitempty"`
+	// Residual scores |residual| (reading units) instead of |residual| /
+	// scale (modelscore.NewResidual), for the likelihood stage.
+	Residual bool `json:"residual,omitempty"`
+	// Likelihood and RangeMargin are detect.Config's: the anomaly
+	// likelihood stage and the out-of-range rule (zero: off).
+	Likelihood  detect.LikelihoodConfig `json:"likelihood"`
+	RangeMargin float64                 `json:"range_margin,omitempty"`
+	// Novelty is detect.Config's novelty channel (zero: off).
+	Novelty detect.NoveltyConfig `json:"novelty"`
+	// Low and High, when set, replace the manifest's thresholds (with the
+	// likelihood stage they are likelihood scores).
+	Low  float64 `json:"low,omitempty"`
+	High float64 `json:"high,omitempty"`
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -54,17 +70,28 @@ func (c ModelConfig) WithDefaults() ModelConfig {
 	return c
 }
 
+// thresholds returns the thresholds a detector with c runs with.
+func (c ModelConfig) thresholds(m *manifest.Manifest) (low, high float64) {
+	low, high = m.Low, m.High
+	if c.Low > 0 {
+		low = c.Low
+	}
+	if c.High > 0 {
+		high = c.High
+	}
+	return low, high
+}
+
 // ModelDetector is a Detector that runs a model (a manifest and its
-// .tflite) through the runtime: per value column a stock.Scorer, the level
-// by the manifest's thresholds (the highest column counts), and the same
-// incident and cool-down logic as ZScore.
+// .tflite) through the edge agent's own decision code: per value column a
+// detect.Detector scoring with modelscore (as outpost-edge builds it for a
+// stream with scorer "model"), window Forward. A reading emits when any
+// column's detector emits; its level and score are those of the highest
+// column, and its window that column's.
 type ModelDetector struct {
-	m       *manifest.Manifest
-	cfg     ModelConfig
-	scorers []*stock.Scorer
-	raw     []*ring
-	inc     incident
-	err     error
+	m    *manifest.Manifest
+	cfg  ModelConfig
+	dets []*detect.Detector
 }
 
 // NewModelDetector returns a detector for series with the given number of
@@ -77,14 +104,23 @@ func NewModelDetector(m *manifest.Manifest, model *tflite.Model, cfg ModelConfig
 	if cfg.AnomalyForward == 0 {
 		cfg.AnomalyForward = m.Window
 	}
-	d := &ModelDetector{m: m, cfg: cfg, inc: incident{cooldown: cfg.Cooldown}}
+	r, err := modelscore.NewRunner(m, model)
+	if err != nil {
+		return nil, err
+	}
+	low, high := cfg.thresholds(m)
+	d := &ModelDetector{m: m, cfg: cfg}
 	for i := 0; i < columns; i++ {
-		s, err := stock.NewScorer(m, model)
-		if err != nil {
-			return nil, err
+		s := modelscore.New(r)
+		if cfg.Residual {
+			s = modelscore.NewResidual(r)
 		}
-		d.scorers = append(d.scorers, s)
-		d.raw = append(d.raw, newRing(cfg.Forward))
+		det, err := detect.NewWithScorer(detect.Config{Window: max(cfg.Forward, 2), Low: low, High: high,
+			CooldownReadings: cfg.Cooldown, Likelihood: cfg.Likelihood, RangeMargin: cfg.RangeMargin, Novelty: cfg.Novelty}, s)
+		if err != nil {
+			return nil, fmt.Errorf("model detector: %w", err)
+		}
+		d.dets = append(d.dets, det)
 	}
 	return d, nil
 }
@@ -92,67 +128,45 @@ func NewModelDetector(m *manifest.Manifest, model *tflite.Model, cfg ModelConfig
 // Model implements Detector.
 func (d *ModelDetector) Model() string { return d.m.ID() }
 
-// Err returns the first error the runtime reported (a reading it failed on
-// scores 0).
-func (d *ModelDetector) Err() error { return d.err }
+// Err returns the first error the runtime reported; the runtime does not
+// fail on a model that loaded (a failed inference scores 0), so it is nil.
+func (d *ModelDetector) Err() error { return nil }
 
 // Judge implements Detector.
-func (d *ModelDetector) Judge(_ time.Time, values []float64) Judgement {
+func (d *ModelDetector) Judge(ts time.Time, values []float64) Judgement {
 	var j Judgement
-	col := 0
-	for c, s := range d.scorers {
-		sc, ok, err := s.Step(values[c])
-		if err != nil && d.err == nil {
-			d.err = err
+	var emitLevel detect.Level
+	for c, det := range d.dets {
+		dj := det.Judge(ts, values[c])
+		if d.cfg.AnomalyOnly && dj.Level == Uncertain {
+			dj.Level, dj.Emit = Normal, false
 		}
-		if ok && sc > j.Score {
-			j.Score, col = sc, c
+		if c == 0 || dj.Score > j.Score {
+			j.Score, j.Level = dj.Score, dj.Level
 		}
-		d.raw[c].push(values[c])
-	}
-	switch stock.Level(d.m, j.Score) {
-	case 2:
-		j.Level = Anomaly
-	case 1:
-		if !d.cfg.AnomalyOnly {
-			j.Level = Uncertain
+		if dj.Emit && (!j.Emit || dj.Level > emitLevel) {
+			j.Emit, emitLevel, j.Window = true, dj.Level, dj.Window
 		}
 	}
-	if j.Emit = d.inc.step(j.Level); j.Emit {
-		j.Window = d.raw[col].values()
-		if n := d.cfg.AnomalyForward; j.Level == Anomaly && n > 0 && n < len(j.Window) {
+	if j.Emit {
+		if n := d.cfg.AnomalyForward; emitLevel == Anomaly && n > 0 && n < len(j.Window) {
 			j.Window = j.Window[len(j.Window)-n:]
 		}
 	}
 	return j
 }
 
-// ModelConfirmer is the cloud's second stage with a model: it scores the
+// ModelConfirmer is the cloud's second stage with a model: the decision
+// code outpost-cloud runs too (models/detect/secondstage). It scores the
 // last value of a forwarded window with stock.Scorer.ScoreWindow and
-// confirms at or above Threshold.
-type ModelConfirmer struct {
-	s         *stock.Scorer
-	Threshold float64
-}
+// confirms at or above Threshold; a window too short for the model is not
+// confirmed.
+type ModelConfirmer = secondstage.Confirmer
 
 // NewModelConfirmer returns a confirmer running model, confirming scores at
 // or above threshold.
 func NewModelConfirmer(m *manifest.Manifest, model *tflite.Model, threshold float64) (*ModelConfirmer, error) {
-	s, err := stock.NewScorer(m, model)
-	if err != nil {
-		return nil, err
-	}
-	return &ModelConfirmer{s: s, Threshold: threshold}, nil
-}
-
-// Confirm implements Confirmer. A window too short for the model is not
-// confirmed.
-func (c *ModelConfirmer) Confirm(window []float64) (float64, bool) {
-	sc, err := c.s.ScoreWindow(window)
-	if err != nil {
-		return 0, false
-	}
-	return sc, sc >= c.Threshold
+	return secondstage.New(m, model, threshold)
 }
 
 // StockOptions selects and configures the stock detectors.
@@ -174,6 +188,64 @@ type StockOptions struct {
 	// ConfirmAt is the cloud score that confirms a forwarded window, as a
 	// multiple of the cloud model's Low threshold. Default 3.
 	ConfirmAt float64
+	// Plain runs the models as before the likelihood stage: scores
+	// |residual| / scale judged by the manifests' thresholds. Otherwise
+	// the zero fields of EdgeConfig and CloudConfig take TunedEdge's and
+	// TunedCloud's, and EdgeLow, EdgeHigh and CloudHigh override their
+	// (likelihood) thresholds.
+	Plain bool
+}
+
+// TunedEdge and TunedCloud are the detector settings `make eval` runs the
+// stock models with (StockOptions.Plain false): the model's |residual| as
+// the raw score, judged by the anomaly likelihood of its 10-reading
+// average against the last 1000 averages (deviation floored at 3% of
+// their mean, or 0.0009 if more); the novelty channel (12 bins,
+// contexts of 3 readings) with the same likelihood; a reading out of the
+// stream's range (widened by 0.5% of its width each side) an anomaly. A
+// likelihood score of 1 is a tail probability of 1e-10 or less: both
+// channels must reach it (High 1); an incident is over after 30 readings
+// below Low. The edge's uncertain band is narrow (Low 0.99: the second
+// stage confirms almost nothing yet, and uncertain events carry 96 values)
+// and its anomaly events carry their last 16 values, so that it uplinks
+// less than 1% of the raw bytes.
+var (
+	TunedEdge = ModelConfig{Cooldown: 30, Residual: true, Likelihood: detect.LikelihoodConfig{Window: 1000, Average: 10, Floor: 0.03},
+		RangeMargin: 0.005, Novelty: detect.NoveltyConfig{Bins: 12, Length: 3, High: 1}, Low: 0.99, High: 1, AnomalyForward: 16}
+	TunedCloud = ModelConfig{Cooldown: 30, Residual: true, Likelihood: detect.LikelihoodConfig{Window: 1000, Average: 10, Floor: 0.03},
+		RangeMargin: 0.005, Novelty: detect.NoveltyConfig{Bins: 12, Length: 3, High: 1}, Low: 0.9, High: 1}
+)
+
+// tuned returns c with its zero fields taken from t.
+func (c ModelConfig) tuned(t ModelConfig) ModelConfig {
+	if c.Cooldown == 0 {
+		c.Cooldown = t.Cooldown
+	}
+	c.Residual = c.Residual || t.Residual
+	l, tl := &c.Likelihood, t.Likelihood
+	l.Window, l.Average, l.Learn = firstSetInt(l.Window, tl.Window), firstSetInt(l.Average, tl.Average), firstSetInt(l.Learn, tl.Learn)
+	l.Floor, l.Cap, l.Clamp = firstSet(l.Floor, tl.Floor), firstSet(l.Cap, tl.Cap), firstSet(l.Clamp, tl.Clamp)
+	switch {
+	case c.RangeMargin == 0:
+		c.RangeMargin = t.RangeMargin
+	case c.RangeMargin < 0: // off
+		c.RangeMargin = 0
+	}
+	n, tn := &c.Novelty, t.Novelty
+	n.Bins, n.Length, n.High = firstSetInt(n.Bins, tn.Bins), firstSetInt(n.Length, tn.Length), firstSet(n.High, tn.High)
+	if n.Bins < 0 { // off
+		*n = detect.NoveltyConfig{}
+	}
+	if c.Low == 0 {
+		c.Low = t.Low
+	}
+	if c.High == 0 {
+		c.High = t.High
+	}
+	if c.AnomalyForward == 0 {
+		c.AnomalyForward = t.AnomalyForward
+	}
+	return c
 }
 
 // StockDetectors returns the Detectors for o, or nil when both are the
@@ -192,7 +264,7 @@ func StockDetectors(o StockOptions) (*Detectors, error) {
 		o.CloudModel = stock.Cloud
 	}
 	if o.ConfirmAt == 0 {
-		o.ConfirmAt = 3
+		o.ConfirmAt = secondstage.DefaultConfirmAt
 	}
 	d := &Detectors{}
 	var edesc, cdesc string
@@ -204,10 +276,16 @@ func StockDetectors(o StockOptions) (*Detectors, error) {
 		if err != nil {
 			return nil, err
 		}
-		m = override(m, o.EdgeLow, o.EdgeHigh)
-		cfg := o.EdgeConfig.WithDefaults()
+		cfg := o.EdgeConfig
+		if o.Plain {
+			m = override(m, o.EdgeLow, o.EdgeHigh)
+		} else {
+			cfg = cfg.tuned(TunedEdge)
+			cfg.Low, cfg.High = firstSet(o.EdgeLow, cfg.Low), firstSet(o.EdgeHigh, cfg.High)
+		}
+		cfg = cfg.WithDefaults()
 		d.Edge = func(columns int) (Detector, error) { return NewModelDetector(m, model, cfg, columns) }
-		d.EdgeLow, d.EdgeHigh = m.Low, m.High
+		d.EdgeLow, d.EdgeHigh = cfg.thresholds(m)
 		fwdA := cfg.AnomalyForward
 		if fwdA == 0 {
 			fwdA = m.Window
@@ -215,7 +293,7 @@ func StockDetectors(o StockOptions) (*Detectors, error) {
 		if fwdA < 0 {
 			fwdA = cfg.Forward
 		}
-		edesc = fmt.Sprintf("edge `%s` (%s %s, window %d, low %.4g, high %.4g), cool-down %d, uncertain events carry %d values, anomaly events %d", m.ID(), m.Role, m.Kind, m.Window, m.Low, m.High, cfg.Cooldown, cfg.Forward, fwdA)
+		edesc = fmt.Sprintf("edge `%s` (%s %s, window %d, %s), cool-down %d, uncertain events carry %d values, anomaly events %d", m.ID(), m.Role, m.Kind, m.Window, cfg.describe(m), cfg.Cooldown, cfg.Forward, fwdA)
 	default:
 		return nil, fmt.Errorf("edge detector %q: want stock or zscore", o.Edge)
 	}
@@ -227,14 +305,19 @@ func StockDetectors(o StockOptions) (*Detectors, error) {
 		if err != nil {
 			return nil, err
 		}
-		m = override(m, 0, o.CloudHigh)
 		cfg := o.CloudConfig
+		if o.Plain {
+			m = override(m, 0, o.CloudHigh)
+		} else {
+			cfg = cfg.tuned(TunedCloud)
+			cfg.High = firstSet(o.CloudHigh, cfg.High)
+		}
 		cfg.AnomalyOnly = true
 		cfg = cfg.WithDefaults()
 		d.Cloud = func(columns int) (Detector, error) { return NewModelDetector(m, model, cfg, columns) }
-		at := o.ConfirmAt * m.Low
+		at := secondstage.Threshold(m, o.ConfirmAt)
 		d.Confirmer = func() (Confirmer, error) { return NewModelConfirmer(m, model, at) }
-		cdesc = fmt.Sprintf("cloud `%s` (%s %s, window %d; streaming: anomaly from %.3g, cool-down %d; second stage: confirms a forwarded window scoring %.3g or more)", m.ID(), m.Role, m.Kind, m.Window, m.High, cfg.Cooldown, at)
+		cdesc = fmt.Sprintf("cloud `%s` (%s %s, window %d; streaming: %s, cool-down %d; second stage: confirms a forwarded window scoring %.3g or more)", m.ID(), m.Role, m.Kind, m.Window, cfg.describe(m), cfg.Cooldown, at)
 	default:
 		return nil, fmt.Errorf("cloud detector %q: want stock or robust", o.Cloud)
 	}
@@ -243,6 +326,53 @@ func StockDetectors(o StockOptions) (*Detectors, error) {
 	}
 	d.Describe = edesc + "; " + cdesc
 	return d, nil
+}
+
+// describe says how a detector with c scores and decides.
+func (c ModelConfig) describe(m *manifest.Manifest) string {
+	low, high := c.thresholds(m)
+	if c.Likelihood.Window == 0 {
+		s := fmt.Sprintf("score |residual|/scale, low %.4g, high %.4g", low, high)
+		if c.Residual {
+			s = fmt.Sprintf("score |residual|, low %.4g, high %.4g", low, high)
+		}
+		if c.RangeMargin > 0 {
+			s += fmt.Sprintf(", out of range by %.3g: anomaly", c.RangeMargin)
+		}
+		return s
+	}
+	raw := "|residual|/scale"
+	if c.Residual {
+		raw = "|residual|"
+	}
+	l := c.Likelihood
+	s := fmt.Sprintf("anomaly likelihood of the %d-reading mean of %s against the last %d means, low %.4g, high %.4g", max(l.Average, 1), raw, l.Window, low, high)
+	if l.Average == 0 {
+		s = fmt.Sprintf("anomaly likelihood of the %d-reading mean of %s against the last %d means, low %.4g, high %.4g", detect.DefaultLikelihoodAverage, raw, l.Window, low, high)
+	}
+	if c.Novelty.Bins > 0 {
+		s += fmt.Sprintf("; novelty channel: contexts of %d readings in %d bins of the stream's range, its likelihood score %.3g counting as high", max(c.Novelty.Length, detect.DefaultNoveltyLength), c.Novelty.Bins, firstSet(c.Novelty.High, high))
+	}
+	if c.RangeMargin > 0 {
+		s += fmt.Sprintf("; a reading out of the stream's range (widened by %.3g of its width each side) is an anomaly", c.RangeMargin)
+	}
+	return s
+}
+
+// firstSetInt returns a if it is set (not 0), else b.
+func firstSetInt(a, b int) int {
+	if a != 0 {
+		return a
+	}
+	return b
+}
+
+// firstSet returns a if it is set (> 0), else b.
+func firstSet(a, b float64) float64 {
+	if a > 0 {
+		return a
+	}
+	return b
 }
 
 // override returns a copy of m with the thresholds that are set replaced.

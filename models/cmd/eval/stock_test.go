@@ -38,6 +38,19 @@ func TestDetectorFlags(t *testing.T) {
 	if md := report("--models", "../../stock", "--edge-model", "ae-edge", "--model-high", "2.5"); !strings.Contains(md, "high 2.5") {
 		t.Errorf("--models with a threshold override:\n%.600s", md)
 	}
+	// The tuned settings by default; --plain the manifests' thresholds;
+	// channels off by -1.
+	if md := report(); !strings.Contains(md, "anomaly likelihood of the 10-reading mean of |residual|") || !strings.Contains(md, "novelty channel") || !strings.Contains(md, "out of the stream's range") {
+		t.Errorf("default report does not describe the tuned detectors:\n%.900s", md)
+	}
+	if md := report("--plain"); strings.Contains(md, "likelihood") || !strings.Contains(md, "score |residual|/scale, low 1.104") {
+		t.Errorf("--plain report:\n%.900s", md)
+	}
+	md := report("--novelty-bins", "-1", "--range-margin", "-1")
+	edge, _, found := strings.Cut(md, "; cloud `")
+	if !found || !strings.Contains(edge, "likelihood") || strings.Contains(edge, "novelty") || strings.Contains(edge, "range") {
+		t.Errorf("edge channels off:\n%.900s", md)
+	}
 	for _, args := range [][]string{{"--edge", "lstm"}, {"--cloud", "gpt"}, {"--models", t.TempDir()}} {
 		var stdout, stderr bytes.Buffer
 		if code := run(context.Background(), args, &stdout, &stderr); code != 2 {

@@ -99,6 +99,8 @@ type Scorer struct {
 	sum  float64
 	// scale is the residual scale.
 	scale float64
+	// residual: Step scores |residual| itself (NewResidual).
+	residual bool
 }
 
 var _ detect.Scorer = (*Scorer)(nil)
@@ -106,6 +108,18 @@ var _ detect.Scorer = (*Scorer)(nil)
 // New returns a scorer of one stream running on r.
 func New(r *Runner) *Scorer {
 	return &Scorer{r: r, hist: make([]float64, 2*r.m.Window)}
+}
+
+// NewResidual returns a scorer of one stream running on r whose score is
+// the |residual| itself, in the units of the readings, rather than
+// |residual| / scale: for a detector whose likelihood stage
+// (detect.Config.Likelihood) judges the raw scores against their own
+// history, which the scale would distort. Everything else (the warm-up,
+// the scale it keeps, the checkpointed state) is as New's.
+func NewResidual(r *Runner) *Scorer {
+	s := New(r)
+	s.residual = true
+	return s
 }
 
 // Model implements detect.Scorer: the model's "name@version".
@@ -175,6 +189,9 @@ func (s *Scorer) Step(v float64) (float64, bool) {
 		scale = f
 	}
 	score := a / scale
+	if s.residual {
+		score = a
+	}
 	if s.res < math.MaxInt32 {
 		s.res++
 	}
@@ -261,6 +278,7 @@ func (s *Scorer) RestoreState(b []byte, _ int) (detect.Scorer, []byte, error) {
 		return nil, nil, fmt.Errorf("%w: window %d of %d readings (window %d here)", ErrState, size, n, w)
 	}
 	c := New(s.r)
+	c.residual = s.residual
 	for i := 0; i < int(n); i++ {
 		c.push(math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:])))
 	}
