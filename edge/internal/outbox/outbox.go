@@ -43,10 +43,22 @@
 // Checkpoints. A request may instead carry Checkpoint entries, stored in the
 // same commit order as records: a checkpoint appended after a record is
 // never committed before it.
+//
+// Incarnation. A new outbox file gets a random incarnation id (Incarnation)
+// and starts its sequence numbers at the wall clock in microseconds
+// (Options.FirstSeq), both stored in the file. The agent sends the id with
+// every record, and the cloud keeps its duplicate high-water mark per agent
+// and incarnation: when a gateway's data directory is wiped, the new
+// outbox's records are not mistaken for duplicates of the old one's, and
+// their seqs (so their Nats-Msg-Ids) usually continue above the old ones,
+// clear of JetStream's duplicate window. A file made before incarnations
+// existed keeps its seqs and has no incarnation ("").
 package outbox
 
 import (
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -120,6 +132,7 @@ var (
 	bucketCheckpoint = []byte("checkpoint")
 	keySeq           = []byte("seq")
 	keyCounts        = []byte("counts")
+	keyIncarnation   = []byte("incarnation")
 )
 
 // idxBucket is the bucket indexing the records of an evictable kind by seq.
@@ -140,6 +153,10 @@ type Options struct {
 	// NoSync turns off fsync on commit (bbolt NoSync): for benchmarks and
 	// tests only; a crash of the machine may then lose commits.
 	NoSync bool
+	// FirstSeq is the sequence number of the first record of a new outbox
+	// file (an existing file continues its own). Default: the wall clock
+	// in microseconds since the Unix epoch.
+	FirstSeq uint64
 }
 
 func (o Options) withDefaults() Options {
@@ -233,6 +250,8 @@ type Outbox struct {
 	lastSeq uint64
 	kinds   [numKinds]KindStats
 	notify  chan struct{}
+
+	incarnation string
 }
 
 // Open opens (creating if needed) the outbox file at path.
@@ -244,6 +263,7 @@ func Open(path string, opts Options) (*Outbox, error) {
 	}
 	o := &Outbox{db: db, opts: opts, queue: make(chan Request, opts.QueueLen), done: make(chan struct{}), notify: make(chan struct{}, 1)}
 	err = db.Update(func(tx *bolt.Tx) error {
+		fresh := tx.Bucket(bucketMeta) == nil
 		for _, name := range [][]byte{bucketRecords, bucketMeta, bucketKeys, bucketKeySeqs, bucketCheckpoint,
 			idxBucket(KindSummary), idxBucket(KindUncertain)} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -251,6 +271,12 @@ func Open(path string, opts Options) (*Outbox, error) {
 			}
 		}
 		mb := tx.Bucket(bucketMeta)
+		if fresh {
+			if err := initMeta(mb, opts.FirstSeq); err != nil {
+				return err
+			}
+		}
+		o.incarnation = string(mb.Get(keyIncarnation))
 		o.lastSeq = getU64(mb, keySeq)
 		o.kinds = decodeCounts(mb.Get(keyCounts))
 		return tx.Bucket(bucketRecords).ForEach(func(k, v []byte) error {
@@ -273,6 +299,30 @@ func Open(path string, opts Options) (*Outbox, error) {
 	go o.writer()
 	return o, nil
 }
+
+// initMeta stores a new outbox file's incarnation and the seq before its
+// first record.
+func initMeta(mb *bolt.Bucket, first uint64) error {
+	if first == 0 {
+		if us := time.Now().UnixMicro(); us > 0 {
+			first = uint64(us)
+		} else {
+			first = 1
+		}
+	}
+	var id [8]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return fmt.Errorf("incarnation id: %w", err)
+	}
+	if err := mb.Put(keyIncarnation, []byte(hex.EncodeToString(id[:]))); err != nil {
+		return err
+	}
+	return mb.Put(keySeq, u64(first-1))
+}
+
+// Incarnation returns the outbox file's incarnation id (16 hex digits),
+// made with the file; "" for a file made before incarnations existed.
+func (o *Outbox) Incarnation() string { return o.incarnation }
 
 // Append queues req for the writer. It blocks only while the queue is full.
 // After Close, req.Done is called with ErrClosed.

@@ -70,7 +70,7 @@ func checkInvariants(t *testing.T, o *Outbox) {
 func data(seq uint64) ([]byte, error) { return []byte(fmt.Sprintf(`{"seq":%d}`, seq)), nil }
 
 func TestOrderingConcurrent(t *testing.T) {
-	o := mustOpen(t, filepath.Join(t.TempDir(), "o.db"), Options{})
+	o := mustOpen(t, filepath.Join(t.TempDir(), "o.db"), Options{FirstSeq: 1})
 	var wg sync.WaitGroup
 	seqs := make(chan uint64, 1000)
 	for g := 0; g < 10; g++ {
@@ -119,7 +119,7 @@ func TestOrderingConcurrent(t *testing.T) {
 
 func TestRestartContinuesSeq(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "o.db")
-	o, err := Open(path, Options{})
+	o, err := Open(path, Options{FirstSeq: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestRestartContinuesSeq(t *testing.T) {
 	if err := o.Close(); err != nil {
 		t.Fatal(err)
 	}
-	o = mustOpen(t, path, Options{})
+	o = mustOpen(t, path, Options{FirstSeq: 1})
 	if st := o.Stats(); st.Depth != 2 || st.LastSeq != 5 {
 		t.Fatalf("after restart: %+v", st)
 	}
@@ -149,7 +149,7 @@ func TestRestartContinuesSeq(t *testing.T) {
 }
 
 func TestClosed(t *testing.T) {
-	o, err := Open(filepath.Join(t.TempDir(), "o.db"), Options{})
+	o, err := Open(filepath.Join(t.TempDir(), "o.db"), Options{FirstSeq: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

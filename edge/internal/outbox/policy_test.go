@@ -43,7 +43,7 @@ func eq(a, b []uint64) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
 // The per-kind counts add up: appended = delivered + dropped + queued.
 func TestOutboxFullPolicy(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "o.db")
-	o := mustOpen(t, path, Options{MaxBytes: 1000})
+	o := mustOpen(t, path, Options{MaxBytes: 1000, FirstSeq: 1})
 	app := func(k Kind) (uint64, error) { return o.AppendWait(k, rec100) }
 	must := func(k Kind) uint64 {
 		t.Helper()
@@ -126,7 +126,7 @@ func TestOutboxFullPolicy(t *testing.T) {
 	checkInvariants(t, o)
 	o.Close()
 	// Counts survive a restart.
-	o2 := mustOpen(t, path, Options{MaxBytes: 1000})
+	o2 := mustOpen(t, path, Options{MaxBytes: 1000, FirstSeq: 1})
 	st2 := o2.Stats()
 	for k, w := range wantKind {
 		if st2.ByKind[k] != w {
@@ -139,7 +139,7 @@ func TestOutboxFullPolicy(t *testing.T) {
 // now and then, and checks the accounting and that anomalies are dropped
 // only when no summary and no uncertain window is held.
 func TestOutboxFullRandom(t *testing.T) {
-	o := mustOpen(t, filepath.Join(t.TempDir(), "o.db"), Options{MaxBytes: 5000})
+	o := mustOpen(t, filepath.Join(t.TempDir(), "o.db"), Options{MaxBytes: 5000, FirstSeq: 1})
 	var appended [numKinds]uint64
 	for i := 0; i < 2000; i++ {
 		k := Kinds[(i*7+i/3)%3]
@@ -180,7 +180,7 @@ func TestOutboxFullRandom(t *testing.T) {
 // again, within one batch, across a delivery and across a restart.
 func TestDuplicateKey(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "o.db")
-	o := mustOpen(t, path, Options{})
+	o := mustOpen(t, path, Options{FirstSeq: 1})
 	appendKey := func(o *Outbox, key string) (uint64, error) {
 		ch := make(chan result, 1)
 		o.Append(Request{Kind: KindEvent, Key: []byte(key), Build: data, Done: func(s uint64, err error) { ch <- result{s, err} }})
@@ -223,7 +223,7 @@ func TestDuplicateKey(t *testing.T) {
 		t.Fatalf("after delivery: seq %d err %v", s, err)
 	}
 	o.Close()
-	o = mustOpen(t, path, Options{})
+	o = mustOpen(t, path, Options{FirstSeq: 1})
 	if s, err := appendKey(o, "a"); !errors.Is(err, ErrDuplicate) || s != 1 {
 		t.Fatalf("after restart: seq %d err %v", s, err)
 	}
@@ -234,7 +234,7 @@ func TestDuplicateKey(t *testing.T) {
 
 // TestKeysPruned: only the keys of the last KeepKeys records are kept.
 func TestKeysPruned(t *testing.T) {
-	o := mustOpen(t, filepath.Join(t.TempDir(), "o.db"), Options{KeepKeys: 5})
+	o := mustOpen(t, filepath.Join(t.TempDir(), "o.db"), Options{KeepKeys: 5, FirstSeq: 1})
 	appendKey := func(key string) error {
 		ch := make(chan error, 1)
 		o.Append(Request{Kind: KindEvent, Key: []byte(key), Build: data, Done: func(_ uint64, err error) { ch <- err }})
@@ -265,14 +265,14 @@ func TestKeysPruned(t *testing.T) {
 // records, and survive a restart.
 func TestCheckpointOrdered(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "o.db")
-	o := mustOpen(t, path, Options{})
+	o := mustOpen(t, path, Options{FirstSeq: 1})
 	for i := 0; i < 100; i++ {
 		o.Append(Request{Kind: KindEvent, Build: data})
 		o.SaveCheckpoint(map[string][]byte{"s": []byte(fmt.Sprint(i)), "gone": nil})
 	}
 	o.SaveCheckpoint(map[string][]byte{"t": []byte("x")})
 	o.Close()
-	o = mustOpen(t, path, Options{})
+	o = mustOpen(t, path, Options{FirstSeq: 1})
 	cp, err := o.Checkpoint()
 	if err != nil {
 		t.Fatal(err)
