@@ -25,8 +25,19 @@ type jsonReading struct {
 	Values map[string]json.RawMessage `json:"values"`
 }
 
-// Decode implements Decoder.
+// Decode implements Decoder. The common payloads are decoded by a
+// hand-written parser (jsonfast.go); anything it does not handle, including
+// every malformed payload, goes through encoding/json, whose results are
+// the reference (FuzzJSONFast checks that both agree).
 func (JSON) Decode(topic string, payload []byte) ([]Reading, error) {
+	if rs, ok := decodeJSONFast(topic, payload); ok {
+		return rs, nil
+	}
+	return decodeJSONStd(topic, payload)
+}
+
+// decodeJSONStd decodes payload with encoding/json.
+func decodeJSONStd(topic string, payload []byte) ([]Reading, error) {
 	var r jsonReading
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	if err := dec.Decode(&r); err != nil {
