@@ -91,6 +91,7 @@ type Uplink struct {
 	published, bytes, failures, outOfOrder atomic.Uint64
 	connected                              atomic.Bool
 	lastErr                                atomic.Value // string
+	lag                                    lagTracker
 }
 
 // New returns an uplink that publishes src's records to the NATS server at
@@ -163,6 +164,7 @@ func (u *Uplink) dial() (*conn, error) {
 func (u *Uplink) Run(ctx context.Context) error {
 	var c *conn
 	var streak uint64 // failures since the last acknowledgement
+	u.probe()         // what is in the outbox now counts from now
 	defer func() {
 		if c != nil {
 			c.nc.Close()
@@ -206,6 +208,7 @@ func (u *Uplink) Run(ctx context.Context) error {
 			return ctx.Err()
 		case <-time.After(u.cfg.Backoff):
 		}
+		u.probe()
 	}
 }
 
@@ -238,6 +241,7 @@ func (u *Uplink) pump(ctx context.Context, c *conn, progress func()) error {
 		if err := u.src.Delete(acked...); err != nil {
 			return outboxError{err}
 		}
+		u.lag.ack(acked[len(acked)-1])
 		u.published.Add(uint64(len(acked)))
 		u.bytes.Add(bytes)
 		acked, bytes = acked[:0], 0
@@ -254,6 +258,7 @@ func (u *Uplink) pump(ctx context.Context, c *conn, progress func()) error {
 				if len(recs) == 0 {
 					break
 				}
+				u.lag.read(recs[0].Seq, recs[len(recs)-1].Seq, time.Now())
 				buf = recs
 			}
 			r := buf[0]

@@ -31,7 +31,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestPublishInOrderAndSurviveOutage(t *testing.T) {
 	srv := testenv.StartNATS(t)
 	js := edgetest.CreateStreams(t, srv.URL())
-	ob, err := outbox.Open(filepath.Join(t.TempDir(), "o.db"), outbox.Options{})
+	ob, err := outbox.Open(filepath.Join(t.TempDir(), "o.db"), outbox.Options{FirstSeq: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func checkStream(t *testing.T, msgs []*jetstream.RawStreamMsg, agent string, n i
 func TestStrictOrderAcrossNATSRestarts(t *testing.T) {
 	srv := testenv.StartNATS(t)
 	js := edgetest.CreateStreams(t, srv.URL())
-	ob, err := outbox.Open(filepath.Join(t.TempDir(), "o.db"), outbox.Options{})
+	ob, err := outbox.Open(filepath.Join(t.TempDir(), "o.db"), outbox.Options{FirstSeq: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestStrictOrderAcrossNATSRestarts(t *testing.T) {
 // responders") wait in the outbox and go out, in order, once it does.
 func TestNoStreamYet(t *testing.T) {
 	srv := testenv.StartNATS(t)
-	ob, err := outbox.Open(filepath.Join(t.TempDir(), "o.db"), outbox.Options{})
+	ob, err := outbox.Open(filepath.Join(t.TempDir(), "o.db"), outbox.Options{FirstSeq: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
