@@ -7,9 +7,12 @@
 package ingest
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,6 +105,17 @@ func Start(cfg Config) (*Client, error) {
 			c.log.Warn("mqtt connection lost", "broker", cfg.URL, "err", err)
 		}).
 		SetDefaultPublishHandler(c.receive)
+	if u, err := url.Parse(cfg.URL); err == nil && (u.Scheme == "tcp" || u.Scheme == "mqtt") {
+		// Plain TCP: read through a buffer and write PUBACKs in batches
+		// (bufConn). TLS and websocket brokers use paho's own connection.
+		o.SetCustomOpenConnectionFn(func(u *url.URL, o paho.ClientOptions) (net.Conn, error) {
+			conn, err := (&net.Dialer{Timeout: o.ConnectTimeout}).Dial("tcp", u.Host)
+			if err != nil {
+				return nil, fmt.Errorf("ingest: dial %s: %w", u.Host, err)
+			}
+			return &bufConn{Conn: conn, r: bufio.NewReaderSize(conn, 32<<10)}, nil
+		})
+	}
 	c.pc = paho.NewClient(o)
 	c.wg.Add(1)
 	go c.acker()
@@ -181,4 +195,65 @@ func (c *Client) Close() {
 		c.wg.Wait()
 		c.pc.Disconnect(500)
 	})
+}
+
+// bufConn is the broker connection of a plain TCP broker. It reads
+// through a buffer (paho reads each packet's header a byte at a time, a
+// system call each), and it holds PUBACKs for up to ackDelay and writes
+// them together (one write per acknowledgement was a system call per
+// reading). Holding an acknowledgement only makes it later: a reading is
+// still acknowledged after it was judged or committed, and an
+// acknowledgement lost with the connection means a redelivery, which the
+// outbox's idempotence absorbs.
+type bufConn struct {
+	net.Conn
+	r     *bufio.Reader
+	mu    sync.Mutex
+	wbuf  []byte
+	armed bool
+	werr  error
+}
+
+func (c *bufConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+
+// Write holds PUBACKs (4 bytes, type 4) for up to ackDelay and writes them
+// together; any other packet flushes what is held first.
+func (c *bufConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(b) == 4 && b[0] == 0x40 && c.werr == nil {
+		c.wbuf = append(c.wbuf, b...)
+		if len(c.wbuf) >= 4*64 {
+			return len(b), c.flushLocked()
+		}
+		if !c.armed {
+			c.armed = true
+			time.AfterFunc(ackDelay, func() {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				c.armed = false
+				c.flushLocked()
+			})
+		}
+		return len(b), nil
+	}
+	if err := c.flushLocked(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(b)
+}
+
+const ackDelay = time.Millisecond
+
+func (c *bufConn) flushLocked() error {
+	if c.werr != nil {
+		return c.werr
+	}
+	if len(c.wbuf) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(c.wbuf)
+	c.wbuf = c.wbuf[:0]
+	c.werr = err
+	return err
 }
