@@ -2,9 +2,18 @@
 // readings, scores them on the gateway and forwards anomalies and summaries
 // to the cloud over NATS JetStream.
 //
-//	outpost-edge run --config profile.yaml [--agent-id ID] [--nats URL] [--mqtt URL | --mqtt-listen ADDR] [--data DIR]
+//	outpost-edge run --config profile.yaml [--agent-id ID] [--nats URL] [--mqtt URL | --mqtt-listen ADDR] [--data DIR] [--trust-key FILE]
 //	outpost-edge validate --config profile.yaml
 //	outpost-edge version
+//
+// Model and config updates from the cloud (package control) are verified
+// against the cloud's model-signing key: the profile's nats.trust_key, or
+// the file given by --trust-key (one line, "ed25519:<base64>", as `fleet
+// keys public` prints it), which wins. Without one every model update is
+// refused. A profile the cloud sent is kept in the data directory and run
+// from there on, also after a restart; the --config profile is the one the
+// agent was installed with (agent id, data directory and flags still come
+// from it and the command line).
 //
 // The version is stamped with
 // -ldflags "-X github.com/outpost-iot/outpost/shared/buildinfo.Version=v1.2.3".
@@ -16,6 +25,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/outpost-iot/outpost/edge/internal/agent"
@@ -43,7 +53,7 @@ func newRoot(stderr io.Writer) *cobra.Command {
 }
 
 func newRun() *cobra.Command {
-	var config string
+	var config, trustKey string
 	var o agent.Overrides
 	cmd := &cobra.Command{
 		Use:   "run --config FILE",
@@ -56,7 +66,18 @@ func newRun() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("%s:\n%w", config, err)
 			}
-			a, err := agent.New(agent.Options{Profile: o.Apply(p), Version: buildinfo.String(), Logger: log})
+			opts := agent.Options{Profile: o.Apply(p), Overrides: o, Version: buildinfo.String(), Logger: log}
+			if trustKey != "" {
+				b, err := os.ReadFile(trustKey)
+				if err != nil {
+					return fmt.Errorf("--trust-key: %w", err)
+				}
+				opts.TrustKey = strings.TrimSpace(string(b))
+				if opts.TrustKey == "" {
+					return fmt.Errorf("--trust-key %s: the file is empty", trustKey)
+				}
+			}
+			a, err := agent.New(opts)
 			if err != nil {
 				return err
 			}
@@ -73,6 +94,7 @@ func newRun() *cobra.Command {
 	f.StringVar(&o.MQTTListen, "mqtt-listen", "", "embedded MQTT broker address (overrides mqtt, enables the embedded broker)")
 	f.StringVar(&o.DataDir, "data", "", "data directory for the outbox (overrides data_dir)")
 	f.StringVar(&o.MetricsListen, "metrics-listen", "", "address to serve /metrics on (overrides metrics.listen)")
+	f.StringVar(&trustKey, "trust-key", "", `file holding the cloud's model-signing public key, "ed25519:<base64>" (overrides nats.trust_key)`)
 	cmd.MarkFlagRequired("config")
 	cmd.MarkFlagsMutuallyExclusive("mqtt", "mqtt-listen")
 	return cmd

@@ -166,3 +166,20 @@ func waitLog(t *testing.T, logs <-chan map[string]any, msg string) {
 		}
 	}
 }
+
+// TestRunTrustKeyFlag: --trust-key must name a readable file holding an
+// ed25519 public key; anything else stops run before it starts.
+func TestRunTrustKeyFlag(t *testing.T) {
+	cfg := "../../../firmware-configs/generic-sensor.yaml"
+	dir := t.TempDir()
+	out, err := runCmd("run", "--config", cfg, "--agent-id", "gw-key", "--data", dir, "--trust-key", filepath.Join(dir, "missing.pub"))
+	if err == nil || !strings.Contains(err.Error(), "--trust-key") {
+		t.Fatalf("missing key file: %v\n%s", err, out)
+	}
+	bad := filepath.Join(dir, "bad.pub")
+	os.WriteFile(bad, []byte("ssh-ed25519 AAAA\n"), 0o600)
+	out, err = runCmd("run", "--config", cfg, "--agent-id", "gw-key", "--data", dir, "--trust-key", bad)
+	if err == nil || !strings.Contains(err.Error(), "--trust-key") || !strings.Contains(err.Error(), "ed25519:") {
+		t.Fatalf("bad key file: %v\n%s", err, out)
+	}
+}

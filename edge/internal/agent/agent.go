@@ -1,7 +1,8 @@
 // Package agent wires the edge agent's parts together: the embedded broker
 // (when the profile asks for one), MQTT ingest, decoding, per-stream
-// detection, the outbox, the JetStream uplink, summaries, heartbeats and
-// metrics.
+// detection, the outbox, the JetStream uplink, summaries, heartbeats,
+// metrics, and control (package control: model hot swap and config
+// updates from the desired state; control.go).
 //
 // Delivery: a reading's MQTT message is acknowledged only after the reading
 // was judged normal or its event was committed to the outbox (or refused by
@@ -13,6 +14,7 @@ package agent
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,11 +29,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/outpost-iot/outpost/edge/internal/broker"
+	"github.com/outpost-iot/outpost/edge/internal/control"
 	"github.com/outpost-iot/outpost/edge/internal/deadletter"
 	"github.com/outpost-iot/outpost/edge/internal/decode"
 	"github.com/outpost-iot/outpost/edge/internal/ingest"
 	"github.com/outpost-iot/outpost/edge/internal/metrics"
 	"github.com/outpost-iot/outpost/edge/internal/outbox"
+	"github.com/outpost-iot/outpost/edge/internal/sampler"
 	"github.com/outpost-iot/outpost/edge/internal/uplink"
 	"github.com/outpost-iot/outpost/models/detect"
 	"github.com/outpost-iot/outpost/models/detect/modelscore"
@@ -39,6 +43,7 @@ import (
 	"github.com/outpost-iot/outpost/shared/names"
 	"github.com/outpost-iot/outpost/shared/profile"
 	"github.com/outpost-iot/outpost/shared/wire"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Options configure an agent.
@@ -50,8 +55,33 @@ type Options struct {
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
 	// Ready, if set, is called once the agent is running (broker up, outbox
-	// open, MQTT connect started).
+	// open, MQTT connect started), and again with the new pipeline's Agent
+	// after a restart for a new config (Run).
 	Ready func(*Agent)
+	// TrustKey is the cloud's model-signing public key ("ed25519:<base64>",
+	// outpost-edge run --trust-key FILE); it wins over the profile's
+	// nats.trust_key. With neither, every model update is refused.
+	TrustKey string
+	// Overrides are the command-line settings; they are applied to a
+	// profile the cloud sends too (Profile has them applied already).
+	Overrides Overrides
+	// OnJudged, if set, is called on the detection goroutine for every
+	// reading judged, with the model that judged it. Tests account for
+	// readings with it; it must not block.
+	OnJudged func(Judged)
+}
+
+// Judged is one judgement, for Options.OnJudged.
+type Judged struct {
+	Stream string
+	TS     time.Time
+	Value  float64
+	// Model is the "name@version" of the scorer that judged the reading.
+	Model string
+	Level detect.Level
+	Score float64
+	// Warm is false while the scorer was warming up (no score).
+	Warm bool
 }
 
 // Agent is one running edge agent.
@@ -68,6 +98,7 @@ type Agent struct {
 	in       *ingest.Client
 	nc       *nats.Conn
 	up       *uplink.Uplink
+	smp      *sampler.Sampler // normal windows for the cloud's learning loop
 	decoders []topicDecoder
 	dead     *deadletter.Store // bad payload samples (decoders.go)
 	mqttURL  string
@@ -77,6 +108,24 @@ type Agent struct {
 	// spec), shared by the model-scored streams: they are all judged on
 	// the handler's goroutine, the agent's one detection worker.
 	runners map[string]*modelscore.Runner
+	// Control (control.go): the options New was given, the installed
+	// profile, the desired key of the profile running, the trust key, the
+	// models swapped in by desired key, and the controller.
+	opts      Options
+	installed profile.Profile
+	configKey string
+	trust     ed25519.PublicKey
+	modelMu   sync.RWMutex
+	over      map[string]*modelscore.Runner
+	named     map[string]bool // desired keys reported in State.Models
+	ctl       *control.Controller
+	ctlErr    atomic.Value // string: the last control failure, "" after a success
+	restartCh chan struct{}
+	restartMu sync.Mutex
+	wasReady  atomic.Bool // run got as far as Ready
+	restarted bool        // made by Run after a previous pipeline stopped
+	swaps     *prometheus.CounterVec
+	onJudged  func(Judged)
 
 	// Handler state: touched by the ingest goroutine, read by summaries.
 	mu        sync.Mutex
@@ -105,19 +154,53 @@ type topicDecoder struct {
 type streamStats struct {
 	wire.StreamSummary
 	sum float64
+	// sampleFill is sampleOf.AppendWindow, made once per detector (a
+	// method value made per reading would allocate).
+	sampleOf   *detect.Detector
+	sampleFill func([]float64) []float64
 }
 
-// New checks the profile and builds an agent; Run starts it.
+// New checks the profile and builds an agent; Run starts it. When the
+// cloud gave the agent a profile before (control.go), kept in the data
+// directory, New builds the agent with that profile instead of
+// opts.Profile (its agent id and data directory stay opts.Profile's, and
+// opts.Overrides apply to it).
 func New(opts Options) (*Agent, error) {
-	p := opts.Profile.Defaults()
-	if err := p.ValidateForRun(); err != nil {
-		return nil, fmt.Errorf("agent: invalid profile:\n%w", err)
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	installed := opts.Profile.Defaults()
+	text, key, ok, err := control.LoadConfig(controlDir(installed))
+	if err != nil {
+		opts.Logger.Error("applied config not read; running the installed profile", "err", err)
+	}
+	if ok {
+		a, err := newCandidate(opts, installed, key, text)
+		if err == nil {
+			return a, nil
+		}
+		opts.Logger.Error("applied config does not run; back to the installed profile", "config", key, "err", err)
+		if err := control.DropConfig(controlDir(installed), err); err != nil {
+			opts.Logger.Error("applied config not dropped", "err", err)
+		}
+	}
+	return build(opts, installed, "")
+}
+
+// build builds an agent running profile p, the desired config key (""
+// the installed profile).
+func build(opts Options, p profile.Profile, key string) (*Agent, error) {
+	p = p.Defaults()
+	if err := p.ValidateForRun(); err != nil {
+		return nil, fmt.Errorf("agent: invalid profile:\n%w", err)
+	}
 	a := &Agent{p: p, version: opts.Version, ready: opts.Ready, log: opts.Logger.With("agent", p.Agent.ID),
-		detectors: map[string]*detect.Detector{}, cpDirty: map[string]struct{}{}, streams: map[string]*streamStats{}, errTopics: map[string]map[string]uint64{}}
+		detectors: map[string]*detect.Detector{}, cpDirty: map[string]struct{}{}, streams: map[string]*streamStats{}, errTopics: map[string]map[string]uint64{},
+		opts: opts, installed: opts.Profile.Defaults(), configKey: key, over: map[string]*modelscore.Runner{}, named: map[string]bool{},
+		restartCh: make(chan struct{}), onJudged: opts.OnJudged}
+	if err := a.setTrustKey(); err != nil {
+		return nil, err
+	}
 	reg := decode.NewRegistry()
 	for _, t := range p.MQTT.Topics {
 		d, err := reg.NewWith(t.Decoder, decodeOptions(t))
@@ -146,27 +229,45 @@ func New(opts Options) (*Agent, error) {
 }
 
 // newDetector builds the detector of a stream configured by s. A stream
-// scored by a model gets a scorer on the model's runner, and the manifest's
-// thresholds unless the profile sets them.
+// scored by a model gets a scorer on the model's runner (the one control
+// swapped in, else the profile's), and the manifest's thresholds unless
+// the profile sets them.
 func (a *Agent) newDetector(s profile.Stream) (*detect.Detector, error) {
 	cfg := detectConfig(s)
 	if s.Scorer != profile.ScorerModel {
 		return detect.New(cfg)
 	}
-	r := a.runners[s.Model]
+	r := a.runnerFor(s)
 	if r == nil {
 		return nil, fmt.Errorf("model %q not loaded", s.Model)
 	}
-	if cfg.Low == 0 && cfg.High == 0 {
-		cfg.Low, cfg.High = r.Manifest().Low, r.Manifest().High
+	cfg.Low, cfg.High = thresholds(s, r)
+	return detect.NewWithScorer(cfg, modelScorer(s, r))
+}
+
+// modelScorer is the scorer of stream s on model r: its raw score is the
+// model's error itself with score "residual" (for the likelihood stage),
+// else the error over its running scale.
+func modelScorer(s profile.Stream, r *modelscore.Runner) *modelscore.Scorer {
+	if s.Score == profile.ScoreResidual {
+		return modelscore.NewResidual(r)
 	}
-	return detect.NewWithScorer(cfg, modelscore.New(r))
+	return modelscore.New(r)
+}
+
+// thresholds are the low and high thresholds of stream s scored by r: the
+// profile's when it sets them, else the model manifest's.
+func thresholds(s profile.Stream, r *modelscore.Runner) (low, high float64) {
+	if s.Low == 0 && s.High == 0 {
+		return r.Manifest().Low, r.Manifest().High
+	}
+	return s.Low, s.High
 }
 
 // modelOf is the "name@version" that scores streams configured by s.
 func (a *Agent) modelOf(s profile.Stream) string {
 	if s.Scorer == profile.ScorerModel {
-		if r := a.runners[s.Model]; r != nil {
+		if r := a.runnerFor(s); r != nil {
 			return r.Model()
 		}
 	}
@@ -177,7 +278,10 @@ func detectConfig(s profile.Stream) detect.Config {
 	c := detect.Config{Window: s.Window, Scorer: s.Scorer, Low: s.Low, High: s.High,
 		CooldownReadings: s.Cooldown.Readings, CooldownDuration: s.Cooldown.Duration, Warmup: s.Warmup,
 		Span: s.WindowSpan, Reorder: s.Reorder, Interval: s.Interval, GapIntervals: s.GapFactor, MaxFill: s.MaxFill,
-		HalfLife: s.HalfLife, NormMean: s.NormMean, NormScale: s.NormScale}
+		HalfLife: s.HalfLife, NormMean: s.NormMean, NormScale: s.NormScale,
+		Likelihood:  detect.LikelihoodConfig{Window: s.Likelihood.Window, Average: s.Likelihood.Average, Floor: s.Likelihood.Floor},
+		Novelty:     detect.NoveltyConfig{Bins: s.Novelty.Bins, Length: s.Novelty.Length, High: s.Novelty.High},
+		RangeMargin: s.RangeMargin, RangeWarmup: s.RangeWarmup}
 	switch s.GapFill {
 	case "hold":
 		c.GapFill = detect.GapHold
@@ -215,37 +319,69 @@ func (a *Agent) Metrics() *metrics.Metrics { return a.met }
 // Run runs the agent until ctx is done, then shuts down cleanly: stops taking
 // messages, commits what is queued, acknowledges what was committed, gives
 // the uplink a moment to send, and closes everything.
-func (a *Agent) Run(ctx context.Context) (err error) {
+//
+// When control applies a new config (control.go), the pipeline shuts down
+// the same way and Run starts a new one with the new profile, in process
+// (Options.Ready is called again with it): MQTT messages not yet
+// acknowledged are redelivered to it (persistent session), and stream
+// state carries over through the checkpoint.
+func (a *Agent) Run(ctx context.Context) error {
+	for {
+		restart, err := a.run(ctx)
+		if err != nil && a.configKey != "" && !a.wasReady.Load() && ctx.Err() == nil {
+			// The profile the cloud sent does not start (a port in use...):
+			// back to the installed one, and that config is refused.
+			a.log.Error("the profile the cloud sent does not start; back to the installed profile", "config", a.configKey, "err", err)
+			if derr := control.DropConfig(controlDir(a.installed), err); derr != nil {
+				return err
+			}
+			restart = true
+		} else if err != nil || !restart || ctx.Err() != nil {
+			return err
+		}
+		n, err := New(a.opts)
+		if err != nil {
+			return err
+		}
+		n.restarted = true
+		a.log.Info("pipeline restarting", "profile", n.p.Name, "revision", n.p.Revision, "config", n.configKey)
+		a = n
+	}
+}
+
+// run runs one pipeline until ctx is done or control asks for a restart
+// (restart true).
+func (a *Agent) run(ctx context.Context) (restart bool, err error) {
 	a.started = time.Now().UTC()
 	a.from = a.started
 	a.met = metrics.New()
 
 	if err := os.MkdirAll(a.p.DataDir, 0o700); err != nil {
-		return fmt.Errorf("agent: data dir: %w", err)
+		return false, fmt.Errorf("agent: data dir: %w", err)
 	}
 	a.box, err = outbox.Open(filepath.Join(a.p.DataDir, "outbox.db"), outbox.Options{MaxBytes: a.p.Outbox.MaxBytes})
 	if err != nil {
-		return fmt.Errorf("agent: %w", err)
+		return false, fmt.Errorf("agent: %w", err)
 	}
-	defer func() {
-		if a.box != nil {
-			a.box.Close()
-		}
-	}()
+	defer a.box.Close() // idempotent; the box stays readable (State) after it
 	st := a.box.Stats()
 	a.log.Info("outbox open", "path", filepath.Join(a.p.DataDir, "outbox.db"), "depth", st.Depth, "last_seq", st.LastSeq, "drops", st.Drops)
 	a.registerFuncs()
 	a.openDeadLetter()
 	defer a.closeDeadLetter()
-	a.restoreCheckpoint()
 
 	a.mqttURL = a.p.MQTT.URL
 	user, pass := a.p.MQTT.Username, a.p.MQTT.Password
 	if e := a.p.MQTT.Embedded; e != nil {
-		a.brk, err = broker.Start(broker.Config{Listen: e.Listen, Username: e.Username, Password: e.Password,
-			Logger: slog.New(&levelHandler{min: slog.LevelWarn, Handler: a.log.Handler()})})
+		bcfg := broker.Config{Listen: e.Listen, Username: e.Username, Password: e.Password,
+			Logger: slog.New(&levelHandler{min: slog.LevelWarn, Handler: a.log.Handler()})}
+		a.brk, err = broker.Start(bcfg)
+		for i := 0; err != nil && a.restarted && i < 30; i++ {
+			time.Sleep(100 * time.Millisecond) // see the metrics server below
+			a.brk, err = broker.Start(bcfg)
+		}
 		if err != nil {
-			return fmt.Errorf("agent: %w", err)
+			return false, fmt.Errorf("agent: %w", err)
 		}
 		defer a.brk.Close()
 		a.mqttURL, user, pass = a.brk.URL(), e.Username, e.Password
@@ -264,14 +400,27 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		nats.ConnectHandler(func(nc *nats.Conn) { a.log.Info("nats connected", "url", nc.ConnectedUrl()) }),
 	)
 	if err != nil {
-		return fmt.Errorf("agent: nats %s: %w", a.p.NATS.URL, err)
+		return false, fmt.Errorf("agent: nats %s: %w", a.p.NATS.URL, err)
 	}
 	defer a.nc.Close()
 	a.up, err = uplink.New(a.box, uplink.Config{Agent: a.p.Agent.ID, URL: a.p.NATS.URL,
 		Options: []nats.Option{nats.Name("outpost-edge " + a.p.Agent.ID + " uplink")}, Logger: a.log})
 	if err != nil {
-		return fmt.Errorf("agent: %w", err)
+		return false, fmt.Errorf("agent: %w", err)
 	}
+	a.met.UplinkLag(a.up.Lag)
+	scfg := sampler.ConfigFrom(a.p.Uplink)
+	scfg.Logger = a.log.With("component", "sampler")
+	scfg.ModelOf = func(stream string) string { return a.modelOf(a.p.StreamFor(stream)) }
+	a.smp, err = sampler.New(a.nc, a.p.Agent.ID, scfg)
+	if err != nil {
+		return false, fmt.Errorf("agent: %w", err)
+	}
+	defer a.smp.Close()
+	a.met.CounterFunc("outpost_edge_samples_sent_total", "Normal windows uploaded for the cloud's learning loop.",
+		func() float64 { return float64(a.smp.Stats().Sent) })
+	a.met.CounterFunc("outpost_edge_samples_sent_bytes_total", "Bytes of normal windows uploaded for the cloud's learning loop.",
+		func() float64 { return float64(a.smp.Stats().SentBytes) })
 	a.met.CounterFunc("outpost_edge_uplink_published_total", "Outbox records acknowledged by JetStream.",
 		func() float64 { return float64(a.up.Stats().Published) })
 	a.met.CounterFunc("outpost_edge_uplink_published_bytes_total", "Payload bytes of records acknowledged by JetStream.",
@@ -284,8 +433,14 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	defer func() { stopBG(); wg.Wait() }()
 	if a.p.Metrics.Listen != "" {
 		addr, err := a.met.Serve(bg, a.p.Metrics.Listen)
+		for i := 0; err != nil && a.restarted && i < 30; i++ {
+			// The previous pipeline's server may still be letting go of
+			// the port.
+			time.Sleep(100 * time.Millisecond)
+			addr, err = a.met.Serve(bg, a.p.Metrics.Listen)
+		}
 		if err != nil {
-			return fmt.Errorf("agent: %w", err)
+			return false, fmt.Errorf("agent: %w", err)
 		}
 		a.metricsAddr = addr.String()
 		a.log.Info("metrics listening", "addr", a.metricsAddr)
@@ -301,6 +456,13 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}()
 	defer func() { stopUp(); <-upDone }()
 
+	// Models swapped in before, then stream state: both before readings
+	// flow (a checkpoint names the model it was made with).
+	if err := a.startControl(); err != nil {
+		return false, fmt.Errorf("agent: %w", err)
+	}
+	a.restoreCheckpoint()
+
 	filters := make([]string, len(a.p.MQTT.Topics))
 	for i, t := range a.p.MQTT.Topics {
 		filters[i] = t.Filter
@@ -308,20 +470,27 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	a.in, err = ingest.Start(ingest.Config{URL: a.mqttURL, ClientID: a.p.MQTT.ClientID, Username: user, Password: pass,
 		QoS: byte(*a.p.MQTT.QoS), Filters: filters, Handler: a.handle, Logger: a.log})
 	if err != nil {
-		return fmt.Errorf("agent: %w", err)
+		return false, fmt.Errorf("agent: %w", err)
 	}
 	defer a.in.Close()
 
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); a.heartbeats(bg) }()
 	go func() { defer wg.Done(); a.summaries(bg) }()
+	go func() { defer wg.Done(); a.ctl.Run(bg) }()
 	a.log.Info("agent running", "version", a.version, "mqtt", a.mqttURL, "nats", a.p.NATS.URL, "profile", a.p.Name)
+	a.wasReady.Store(true)
 	if a.ready != nil {
 		a.ready(a)
 	}
 
-	<-ctx.Done()
-	a.log.Info("shutting down")
+	select {
+	case <-ctx.Done():
+		a.log.Info("shutting down")
+	case <-a.restartCh:
+		restart = true
+		a.log.Info("shutting down the pipeline for a new config")
+	}
 	a.in.Pause()
 	a.saveCheckpoint()
 	a.commitSummary(time.Now().UTC())
@@ -341,10 +510,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if err := a.box.Close(); err != nil { // commits the queue; acks go out below
 		a.log.Error("outbox close", "err", err)
 	}
-	a.box = nil
 	a.in.Close()
 	a.log.Info("stopped")
-	return nil
+	return restart, nil
 }
 
 func (a *Agent) registerFuncs() {
@@ -382,16 +550,20 @@ func (a *Agent) decoderFor(topic string) decode.Decoder {
 	return nil
 }
 
+// errNoDecoder is the decode error of a topic no decoder is configured for.
+var errNoDecoder = errors.New("no decoder for topic")
+
 // handle is called by ingest for every message, in order, on one goroutine.
 func (a *Agent) handle(m ingest.Message) {
 	a.cpMu.Lock()
 	defer a.checkpointDue() // after the events' appends: see checkpoint.go
+	recv := time.Now()      // receive → commit latency runs from here
 	a.met.PayloadBytes.Add(float64(len(m.Payload)))
 	dec := a.decoderFor(m.Topic)
 	var rs []decode.Reading
-	err := fmt.Errorf("no decoder for topic")
+	err := errNoDecoder
 	if dec != nil {
-		rs, err = decode.DecodeAt(dec, m.Topic, m.Payload, time.Now())
+		rs, err = decode.DecodeAt(dec, m.Topic, m.Payload, recv)
 	}
 	a.mu.Lock()
 	a.rawBytes += uint64(len(m.Payload))
@@ -437,6 +609,9 @@ func (a *Agent) handle(m ingest.Message) {
 		}
 		for _, j := range a.judged {
 			warming = warming || !j.Warm
+			if a.onJudged != nil {
+				a.onJudged(Judged{Stream: r.Stream, TS: j.TS, Value: j.Value, Model: d.Model(), Level: j.Level, Score: j.Score, Warm: j.Warm})
+			}
 			if j.Filled > 0 {
 				s.Filled += uint64(j.Filled)
 				a.filled.Add(uint64(j.Filled))
@@ -460,6 +635,13 @@ func (a *Agent) handle(m ingest.Message) {
 				s.Anomalies++
 			} else if j.Level == detect.Uncertain {
 				s.Uncertain++
+			} else if j.Warm && d.Config().Scorer == profile.ScorerModel {
+				// A sample of the windows of model-scored streams judged
+				// normal trains the cloud's challengers.
+				if s.sampleOf != d {
+					s.sampleOf, s.sampleFill = d, d.AppendWindow
+				}
+				a.smp.OfferFunc(r.Stream, j.TS, s.sampleFill)
 			}
 			if j.Emit {
 				kind := wire.KindAnomaly
@@ -467,7 +649,11 @@ func (a *Agent) handle(m ingest.Message) {
 					kind = wire.KindUncertain
 				}
 				cfg := d.Config()
-				window, missing := eventWindow(j.Window)
+				w := j.Window
+				if n := a.p.StreamFor(r.Stream).AnomalyWindow; kind == wire.KindAnomaly && n > 0 && len(w) > n {
+					w = w[len(w)-n:]
+				}
+				window, missing := eventWindow(w)
 				emit = append(emit, pending{level: j.Level, ev: wire.Event{Agent: a.p.Agent.ID, Stream: r.Stream, TS: j.TS,
 					Kind: kind, Score: finite(j.Score), Low: cfg.Low, High: cfg.High, Value: j.Value, Model: d.Model(),
 					Window: window, Missing: missing}})
@@ -494,13 +680,14 @@ func (a *Agent) handle(m ingest.Message) {
 			Kind: outboxKind(p.level),
 			Key:  outbox.EventKey(ev.Stream, ev.TS),
 			Build: func(seq uint64) ([]byte, error) {
-				ev.Seq = seq
+				ev.Seq, ev.Incarnation = seq, a.box.Incarnation()
 				ev.Created = time.Now().UTC()
 				return json.Marshal(ev)
 			},
 			Done: func(seq uint64, err error) {
 				switch {
 				case err == nil:
+					a.met.Commit.Observe(time.Since(recv).Seconds())
 					if ev.Kind == wire.KindAnomaly {
 						a.anomalies.Add(1)
 					} else {
@@ -643,7 +830,7 @@ func (a *Agent) commitSummary(now time.Time) {
 		sum.UplinkBytes = a.up.Stats().Bytes
 	}
 	_, err := a.box.AppendWait(outbox.KindSummary, func(seq uint64) ([]byte, error) {
-		sum.Seq = seq
+		sum.Seq, sum.Incarnation = seq, a.box.Incarnation()
 		return json.Marshal(sum)
 	})
 	switch {
@@ -684,7 +871,20 @@ func (a *Agent) State() wire.State {
 	for _, p := range a.p.Streams {
 		s.Models[p.Match] = a.modelOf(p.Defaults())
 	}
-	if e, ok := a.lastErr.Load().(string); ok {
+	a.modelMu.RLock()
+	named := make([]string, 0, len(a.named))
+	for key := range a.named {
+		named = append(named, key)
+	}
+	a.modelMu.RUnlock()
+	for _, key := range named {
+		if m := a.RunningModel(key); m != "" {
+			s.Models[key] = m
+		}
+	}
+	if e, _ := a.ctlErr.Load().(string); e != "" {
+		s.LastError = e
+	} else if e, ok := a.lastErr.Load().(string); ok {
 		s.LastError = e
 	} else if a.up != nil {
 		s.LastError = a.up.Stats().LastError

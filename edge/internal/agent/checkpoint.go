@@ -6,6 +6,8 @@ import (
 
 	"github.com/outpost-iot/outpost/edge/internal/outbox"
 	"github.com/outpost-iot/outpost/models/detect"
+	"github.com/outpost-iot/outpost/models/detect/modelscore"
+	"github.com/outpost-iot/outpost/shared/profile"
 )
 
 // Checkpoints of stream state. Every checkpointInterval the detectors of the
@@ -62,10 +64,7 @@ func (a *Agent) restoreCheckpoint() {
 		if !ok {
 			continue
 		}
-		d, err := a.newDetector(a.p.StreamFor(stream))
-		if err == nil {
-			err = d.UnmarshalBinary(v)
-		}
+		d, err := a.restoreDetector(a.p.StreamFor(stream), v)
 		if err != nil {
 			a.log.Warn("stream checkpoint skipped", "stream", stream, "err", err)
 			continue
@@ -150,4 +149,47 @@ func (a *Agent) saveCheckpointLocked() {
 			m.Ack()
 		}
 	}})
+}
+
+// restoreDetector returns the detector of a stream configured by s with
+// the checkpointed state b. A state made with another model than the one
+// the stream runs now (the agent stopped between a model swap and the next
+// checkpoint) is restored with the model it names, if the agent has it,
+// and that model is then swapped for the one the stream runs
+// (detect.Detector.SwapScorer), so the stream's window is kept.
+func (a *Agent) restoreDetector(s profile.Stream, b []byte) (*detect.Detector, error) {
+	d, err := a.newDetector(s)
+	if err != nil {
+		return nil, err
+	}
+	err = d.UnmarshalBinary(b)
+	want := a.runnerFor(s)
+	if err == nil || want == nil {
+		return d, err
+	}
+	a.modelMu.RLock()
+	others := make([]*modelscore.Runner, 0, len(a.runners)+len(a.over))
+	for _, r := range a.runners {
+		others = append(others, r)
+	}
+	for _, r := range a.over {
+		others = append(others, r)
+	}
+	a.modelMu.RUnlock()
+	for _, r := range others {
+		if r.Model() == want.Model() {
+			continue
+		}
+		cfg := detectConfig(s)
+		cfg.Low, cfg.High = thresholds(s, r)
+		old, oerr := detect.NewWithScorer(cfg, modelScorer(s, r))
+		if oerr != nil || old.UnmarshalBinary(b) != nil {
+			continue
+		}
+		low, high := thresholds(s, want)
+		if old.SwapScorer(modelScorer(s, want), low, high) == nil {
+			return old, nil
+		}
+	}
+	return nil, err
 }
