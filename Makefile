@@ -10,7 +10,7 @@ MODULES    := shared models edge cloud
 PKGS       := ./shared/... ./models/... ./edge/... ./cloud/...
 TEST_FLAGS ?= -count=1 -timeout 40m
 
-.PHONY: all build build-arm demo test test-deps bench check fmt vet clean eval
+.PHONY: all build build-arm demo test test-deps bench bench-system check fmt vet clean eval
 
 all: build
 
@@ -41,9 +41,19 @@ test-deps:
 test: test-deps
 	$(GO) test $(TEST_FLAGS) $(PKGS)
 
-## bench: Go benchmarks of every module
+## bench: Go benchmarks of every module, then the whole-system edge benchmark (bench-system)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 $(PKGS)
+	$(MAKE) bench-system
+
+## bench-system: outpost-edge (release build) between real mosquitto and an embedded NATS, fed by
+## sensorsim: end-to-end rate vs mosquitto's own, CPU, RSS and receive->commit latency at 10k
+## readings/s, stripped arm64 size; a Markdown table (BENCH_SYSTEM_FLAGS adds flags, see edgebench -h)
+bench-system: build-arm
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./edge/cmd/outpost-edge ./edge/cmd/sensorsim
+	$(GO) run ./edge/bench/cmd/edgebench --edge $(BIN)/outpost-edge --sensorsim $(BIN)/sensorsim \
+		--arm64 $(DIST)/outpost-edge-linux-arm64 $(BENCH_SYSTEM_FLAGS)
 
 ## check: gofmt, go vet, the ARM builds
 check: fmt vet build-arm
