@@ -1,23 +1,33 @@
 // Package scorer is outpost-cloud's second stage: scorers that re-score the
 // raw window an edge forwarded with an event, registered by name
-// ("name@version") so that the service picks one by configuration.
+// ("name@version"; the bare name selects the latest registered version) so
+// that the service picks one by configuration.
 //
-// Built in until heavier float TFLite models arrive from the models work:
+// Built in:
 //
+//	forecast-cloud@1 the stock float TFLite forecaster (models/stock),
+//	                 run by Model with the decision code of
+//	                 models/detect/secondstage, which the evaluation's hybrid
+//	                 mode measures: the window's last value scored against
+//	                 the values before it, confirmed at or above 3 x the
+//	                 model's low threshold. The default.
 //	robust-zscore@1  the last value's distance from the median of the rest of
 //	                 the window, in robust standard deviations (1.4826 x the
 //	                 median absolute deviation, MAD); confirmed when it is at
 //	                 least Options.Threshold (default 3.5, Iglewicz and
-//	                 Hoaglin's cut-off for the modified z-score).
+//	                 Hoaglin's cut-off for the modified z-score). A
+//	                 statistic, not a learned model: it confirms a spike that
+//	                 stands out of its own window and rejects a value the
+//	                 window already explains.
 //
-// It is a statistic, not a learned model: it confirms a spike that stands
-// out of its own window and rejects a value the window already explains.
+// Other float models (a model pushed to the model store with --role cloud)
+// are scorers through NewModelFiles.
 //
-// Rule for events that cannot be re-scored (no window, or fewer than
-// Options.MinWindow values before the last one): the edge's kind decides:
-// an anomaly (the edge score reached its high threshold) is confirmed, an
-// uncertain event is rejected; the score is the edge's score and the
-// verdict's Reason says which rule applied.
+// Rule for events that cannot be re-scored (no window, or a window shorter
+// than the scorer needs): the edge's kind decides: an anomaly (the edge
+// score reached its high threshold) is confirmed, an uncertain event is
+// rejected; the score is the edge's score and the verdict's Reason says
+// which rule applied and why.
 package scorer
 
 import (
@@ -26,8 +36,12 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 
+	"github.com/outpost-iot/outpost/models/manifest"
+	"github.com/outpost-iot/outpost/models/stock"
 	"github.com/outpost-iot/outpost/shared/wire"
 )
 
@@ -79,14 +93,35 @@ type Registry struct {
 	m  map[string]Constructor
 }
 
+// ForecastCloudName is the name of the stock cloud model's scorer.
+var ForecastCloudName = stockID(stock.Cloud)
+
+// DefaultName is the scorer the service runs unless told otherwise.
+var DefaultName = ForecastCloudName
+
+// stockID is the "name@version" of an embedded stock model.
+func stockID(name string) string {
+	_, mj, err := stock.Files(name)
+	if err != nil {
+		panic(err) // the embedded files are part of the build
+	}
+	m, err := manifest.Parse(mj)
+	if err != nil {
+		panic(err)
+	}
+	return m.ID()
+}
+
 // NewRegistry returns a registry with the built-in scorers.
 func NewRegistry() *Registry {
 	r := &Registry{m: map[string]Constructor{}}
+	_ = r.Register(ForecastCloudName, stockConstructor(stock.Cloud))
 	_ = r.Register(RobustZName, NewRobustZ)
 	return r
 }
 
-// Register adds a constructor under name; a name is registered once.
+// Register adds a constructor under name ("name@version"); a name is
+// registered once.
 func (r *Registry) Register(name string, c Constructor) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -97,14 +132,40 @@ func (r *Registry) Register(name string, c Constructor) error {
 	return nil
 }
 
-// New builds the scorer registered under name.
-func (r *Registry) New(name string, opts Options) (Scorer, error) {
+// Resolve returns the registered name that name selects: name itself, or
+// for a bare name without "@version" its latest registered version.
+func (r *Registry) Resolve(name string) (string, bool) {
 	r.mu.Lock()
-	c, ok := r.m[name]
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	if _, ok := r.m[name]; ok {
+		return name, true
+	}
+	if strings.Contains(name, "@") {
+		return "", false
+	}
+	best, bestV := "", -1
+	for n := range r.m {
+		base, ver, ok := strings.Cut(n, "@")
+		if !ok || base != name {
+			continue
+		}
+		v, err := strconv.Atoi(ver)
+		if err == nil && v > bestV {
+			best, bestV = n, v
+		}
+	}
+	return best, best != ""
+}
+
+// New builds the scorer name selects (see Resolve).
+func (r *Registry) New(name string, opts Options) (Scorer, error) {
+	full, ok := r.Resolve(name)
 	if !ok {
 		return nil, fmt.Errorf("%w %q (known: %v)", ErrUnknown, name, r.Names())
 	}
+	r.mu.Lock()
+	c := r.m[full]
+	r.mu.Unlock()
 	return c(opts)
 }
 

@@ -70,8 +70,19 @@ func TestRegistry(t *testing.T) {
 	if _, err := r.New(RobustZName, Options{Threshold: -1}); err == nil {
 		t.Error("negative threshold accepted")
 	}
-	if got := r.Names(); len(got) != 1 || got[0] != RobustZName {
+	if got := r.Names(); len(got) != 2 || got[0] != "forecast-cloud@1" || got[1] != RobustZName {
 		t.Errorf("names = %v", got)
+	}
+	for name, want := range map[string]string{"robust-zscore": RobustZName, "forecast-cloud": "forecast-cloud@1", "forecast-cloud@1": "forecast-cloud@1"} {
+		if got, ok := r.Resolve(name); !ok || got != want {
+			t.Errorf("Resolve(%q) = %q %v, want %q", name, got, ok, want)
+		}
+	}
+	if _, err := r.New("forecast-cloud@2", Options{}); !errors.Is(err, ErrUnknown) {
+		t.Errorf("unregistered version: err = %v", err)
+	}
+	if DefaultName != "forecast-cloud@1" {
+		t.Errorf("default = %q", DefaultName)
 	}
 }
 
@@ -79,10 +90,13 @@ func BenchmarkScore(b *testing.B) {
 	r := NewRegistry()
 	for _, name := range r.Names() {
 		sc, _ := r.New(name, Options{})
-		for _, n := range []int{32, 128} {
+		// 32 values: what an anomaly event of the stock edge model carries
+		// (too short for forecast-cloud: the fallback); 96: an uncertain
+		// event's window in the generic-sensor-model profile.
+		for _, n := range []int{32, 96, 128} {
 			w := make([]float64, n)
 			for i := range w {
-				w[i] = math.Sin(float64(i))
+				w[i] = math.Sin(float64(i)) + 0.1*math.Sin(float64(i*i))
 			}
 			ev := wire.Event{Kind: wire.KindUncertain, Window: w}
 			b.Run(name+"/window="+strconv.Itoa(n), func(b *testing.B) {
@@ -90,8 +104,33 @@ func BenchmarkScore(b *testing.B) {
 				for b.Loop() {
 					sc.Score(ev)
 				}
+				// One goroutine: the figure is verdicts/s per core.
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "scores/s")
 			})
 		}
+	}
+}
+
+// BenchmarkScoreParallel scores 96-value windows from GOMAXPROCS goroutines
+// at once (the second stage scores different agents concurrently): the
+// scorers' total throughput on this machine.
+func BenchmarkScoreParallel(b *testing.B) {
+	r := NewRegistry()
+	for _, name := range r.Names() {
+		sc, _ := r.New(name, Options{})
+		w := make([]float64, 96)
+		for i := range w {
+			w[i] = math.Sin(float64(i)) + 0.1*math.Sin(float64(i*i))
+		}
+		ev := wire.Event{Kind: wire.KindUncertain, Window: w}
+		b.Run(name+"/window=96", func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					sc.Score(ev)
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "scores/s")
+		})
 	}
 }

@@ -133,7 +133,7 @@ func Decide(sc scorer.Scorer, ev api.Event, now time.Time) wire.Verdict {
 		lat = float64(now.Sub(created)) / float64(time.Millisecond)
 	}
 	return wire.Verdict{
-		Agent: ev.Agent, Seq: ev.Seq, Stream: ev.Stream, TS: ev.TS, EdgeKind: ev.Kind,
+		Agent: ev.Agent, Seq: ev.Seq, Incarnation: ev.Incarnation, Stream: ev.Stream, TS: ev.TS, EdgeKind: ev.Kind,
 		Decision: r.Decision, Score: r.Score, Model: sc.Name(),
 		LatencyMS: lat, Decided: now.UTC(), Reason: r.Reason,
 	}
