@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/outpost-iot/outpost/cloud/internal/api"
+	"github.com/outpost-iot/outpost/cloud/internal/ingest"
 	"github.com/outpost-iot/outpost/shared/names"
 	"github.com/outpost-iot/outpost/shared/wire"
 )
@@ -41,16 +42,20 @@ func Query(ctx context.Context, js jetstream.JetStream, q api.EventsQuery, now t
 		filter = names.EventSubject(q.Agent)
 	}
 	ring := make([]api.Event, 0, q.Limit)
-	hwm := map[string]uint64{}
+	hwm := map[string]*ingest.Mark{} // per agent, by outbox incarnation as ingest keeps them
 	err = scan(ctx, js, names.StreamEvents, filter, start, func(msg jetstream.Msg) {
 		ev, err := decode(msg)
 		if err != nil {
 			return
 		}
-		if last, ok := hwm[ev.Agent]; ok && ev.Seq <= last {
+		mk := hwm[ev.Agent]
+		if mk == nil {
+			mk = &ingest.Mark{}
+			hwm[ev.Agent] = mk
+		}
+		if !mk.Admit(ev.Incarnation, ev.Seq) {
 			return
 		}
-		hwm[ev.Agent] = ev.Seq
 		if len(ring) == q.Limit {
 			copy(ring, ring[1:])
 			ring = ring[:len(ring)-1]
@@ -64,7 +69,7 @@ func Query(ctx context.Context, js jetstream.JetStream, q api.EventsQuery, now t
 	// the first listed event's storage time finds them all.
 	want := make(map[string]int, len(ring))
 	for i, ev := range ring {
-		want[names.MsgID(ev.Agent, ev.Seq)] = i
+		want[names.MsgID(ev.Agent, ev.Seq)+"/"+ev.Incarnation] = i
 	}
 	vfilter := names.VerdictsAll
 	if q.Agent != "" {
@@ -75,7 +80,7 @@ func Query(ctx context.Context, js jetstream.JetStream, q api.EventsQuery, now t
 		if json.Unmarshal(msg.Data(), &v) != nil {
 			return
 		}
-		if i, ok := want[names.MsgID(v.Agent, v.Seq)]; ok {
+		if i, ok := want[names.MsgID(v.Agent, v.Seq)+"/"+v.Incarnation]; ok {
 			ring[i].Verdict = string(v.Decision)
 			score := v.Score
 			ring[i].VerdictScore = &score

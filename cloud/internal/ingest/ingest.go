@@ -11,13 +11,25 @@
 //   - a message whose stream sequence is at or below the mark's SSeq was
 //     already committed (a redelivery after a lost ack): acknowledged, not
 //     processed again;
-//   - a message whose outbox seq is at or below the mark's Seq is a
-//     duplicate (the agent republished it after JetStream's Nats-Msg-Id
-//     window): counted and dropped;
+//   - a message whose outbox seq is at or below the mark's Seq for its
+//     outbox incarnation is a duplicate (the agent republished it after
+//     JetStream's Nats-Msg-Id window): counted and dropped;
 //   - the rest are accepted: Config.Prepare may compute a new per-agent
 //     state that is written with the mark, then the mark is written with
 //     compare-and-set on its KV revision, then Config.Apply sees the
 //     accepted messages, then they are acknowledged.
+//
+// Incarnations. An agent's outbox seqs grow for the life of its outbox
+// file, and a wiped and recreated file starts again (at the wall clock in
+// microseconds, which may be below the old mark if the clock went back).
+// Decoded values that implement Incarnated name their outbox's
+// incarnation, and the mark keeps Seq per incarnation: the current one in
+// Seq, up to MaxRetired earlier ones in Retired. A message of another
+// incarnation than the current one is a duplicate only if that incarnation
+// is retired and its seq is at or below the retired mark; otherwise it is
+// accepted and its incarnation becomes the current one. Messages without an
+// incarnation (agents older than the field) make the incarnation "", which
+// is handled like any other.
 //
 // A message is therefore accepted once across all replicas: two replicas
 // holding the same message race on the same revision and the loser re-reads
@@ -96,17 +108,73 @@ const (
 	maxCASAttempts = 8
 )
 
+// MaxRetired is how many earlier outbox incarnations of an agent a mark
+// remembers.
+const MaxRetired = 8
+
+// Incarnated is a decoded value that names the incarnation of the outbox
+// that gave its seq (wire.Event and wire.Summary are).
+type Incarnated interface {
+	OutboxIncarnation() string
+}
+
 // Mark is the value kept per consumer and agent in names.BucketHWM.
 type Mark struct {
-	// Seq is the highest outbox sequence accepted from the agent.
+	// Seq is the highest outbox sequence accepted from the agent's
+	// current outbox incarnation.
 	Seq uint64 `json:"seq"`
 	// Seen is true once any message was accepted (Seq 0 is a valid seq).
 	Seen bool `json:"seen,omitempty"`
+	// Incarnation is the current outbox incarnation ("" for agents that
+	// send none).
+	Incarnation string `json:"incarnation,omitempty"`
+	// Retired holds the marks of earlier incarnations, oldest first, at
+	// most MaxRetired.
+	Retired []RetiredMark `json:"retired,omitempty"`
 	// SSeq is the stream sequence of the agent's last committed message
 	// (accepted, duplicate or invalid).
 	SSeq uint64 `json:"sseq"`
 	// State is the consumer's per-agent state (e.g. summary totals).
 	State json.RawMessage `json:"state,omitempty"`
+}
+
+// RetiredMark is the last mark of an earlier outbox incarnation.
+type RetiredMark struct {
+	Incarnation string `json:"incarnation"`
+	Seq         uint64 `json:"seq"`
+}
+
+// Admit decides on a message of incarnation inc with outbox seq seq: it
+// reports whether the message is new, and if so moves the mark to it.
+// Retired is copied before it changes (m may share it with a cached mark).
+func (m *Mark) Admit(inc string, seq uint64) bool {
+	switch {
+	case !m.Seen:
+		m.Seq, m.Seen, m.Incarnation = seq, true, inc
+		return true
+	case inc == m.Incarnation:
+		if seq <= m.Seq {
+			return false
+		}
+		m.Seq = seq
+		return true
+	}
+	retired := make([]RetiredMark, 0, len(m.Retired)+1)
+	for _, r := range m.Retired {
+		if r.Incarnation == inc {
+			if seq <= r.Seq {
+				return false
+			}
+			continue // becomes the current one again
+		}
+		retired = append(retired, r)
+	}
+	retired = append(retired, RetiredMark{Incarnation: m.Incarnation, Seq: m.Seq})
+	if len(retired) > MaxRetired {
+		retired = retired[len(retired)-MaxRetired:]
+	}
+	m.Retired, m.Incarnation, m.Seq = retired, inc, seq
+	return true
 }
 
 // Item is one message of a batch.
@@ -115,6 +183,9 @@ type Item struct {
 	Agent string
 	// Seq is the outbox sequence number the message carries.
 	Seq uint64
+	// Incarnation is the incarnation of the outbox that gave Seq ("" when
+	// the value does not name one).
+	Incarnation string
 	// SSeq is the message's stream sequence.
 	SSeq uint64
 	// Value is what Config.Decode returned.
@@ -315,6 +386,7 @@ type delivery struct {
 	md    *jetstream.MsgMetadata
 	err   error // no agent or metadata
 	seq   uint64
+	inc   string
 	value any
 	derr  error // Config.Decode's error
 }
@@ -331,6 +403,9 @@ func (c *Consumer) prepare(m jetstream.Msg) delivery {
 		return d
 	}
 	d.seq, d.value, d.derr = c.cfg.Decode(m, d.agent)
+	if v, ok := d.value.(Incarnated); ok {
+		d.inc = v.OutboxIncarnation()
+	}
 	return d
 }
 
@@ -418,7 +493,7 @@ func (c *Consumer) process(batch []delivery) {
 		if md.NumDelivered != 1 {
 			c.prevCS = 0
 		}
-		it := Item{Msg: m, Agent: agent, Seq: d.seq, SSeq: md.Sequence.Stream, Value: d.value, Err: d.derr, run: c.runID}
+		it := Item{Msg: m, Agent: agent, Seq: d.seq, Incarnation: d.inc, SSeq: md.Sequence.Stream, Value: d.value, Err: d.derr, run: c.runID}
 		if _, ok := groups[agent]; !ok {
 			order = append(order, agent)
 		}
@@ -560,10 +635,9 @@ func (c *Consumer) processAgent(ctx context.Context, agent string, items []Item)
 			switch {
 			case it.Err != nil:
 				r.Invalid = append(r.Invalid, it)
-			case next.Seen && it.Seq <= next.Seq:
+			case !next.Admit(it.Incarnation, it.Seq):
 				r.Duplicates = append(r.Duplicates, it)
 			default:
-				next.Seq, next.Seen = it.Seq, true
 				r.Accepted = append(r.Accepted, it)
 			}
 		}
