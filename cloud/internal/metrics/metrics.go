@@ -73,6 +73,17 @@ type Metrics struct {
 	// AlertsDeadLettered counts alerts given up on after all retries and
 	// kept in the dead-letter bucket.
 	AlertsDeadLettered prometheus.Counter
+
+	// RolloutsStarted counts rollouts started, by kind (model, config).
+	RolloutsStarted *prometheus.CounterVec
+	// RolloutsFinished counts rollouts reaching a final state, by state
+	// (succeeded, aborted, rolled_back); a rollout rolled back after it
+	// succeeded counts in both.
+	RolloutsFinished *prometheus.CounterVec
+	// RolloutAgents counts agents entering a rollout phase: running (the
+	// agent reports the new model or config: updated), failed,
+	// rolled_back, skipped (offline when the rollout started).
+	RolloutAgents *prometheus.CounterVec
 }
 
 // New returns the metrics registered on a fresh registry. devicesOnline is
@@ -166,6 +177,27 @@ func New(devicesOnline func() float64) *Metrics {
 		Namespace: namespace, Name: "alerts_dead_lettered_total",
 		Help: "Alerts given up on after all retries and kept in the dead-letter bucket.",
 	})
+	m.RolloutsStarted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "rollouts_started_total",
+		Help: "Rollouts started, by kind (model, config).",
+	}, []string{"kind"})
+	m.RolloutsFinished = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "rollouts_finished_total",
+		Help: "Rollouts reaching a final state, by state (succeeded, aborted, rolled_back).",
+	}, []string{"state"})
+	m.RolloutAgents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace, Name: "rollout_agents_total",
+		Help: "Agents entering a rollout phase: running (updated), failed, rolled_back, skipped (offline at the start).",
+	}, []string{"phase"})
+	for _, k := range []string{"model", "config"} {
+		m.RolloutsStarted.WithLabelValues(k)
+	}
+	for _, st := range []string{"succeeded", "aborted", "rolled_back"} {
+		m.RolloutsFinished.WithLabelValues(st)
+	}
+	for _, ph := range []string{"running", "failed", "rolled_back", "skipped"} {
+		m.RolloutAgents.WithLabelValues(ph)
+	}
 	for _, k := range []string{"anomaly", "uncertain"} {
 		m.EventsReceived.WithLabelValues(k)
 	}
@@ -179,6 +211,7 @@ func New(devicesOnline func() float64) *Metrics {
 		m.SummariesReceived, m.EdgeRawBytes, m.EdgeUplinkBytes,
 		m.Verdicts, m.VerdictLatency, m.ScoreDuration,
 		m.AlertAttempts, m.AlertsDelivered, m.AlertsDeadLettered,
+		m.RolloutsStarted, m.RolloutsFinished, m.RolloutAgents,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "devices_online",
 			Help: "Agents whose last heartbeat is within 3 heartbeat intervals.",

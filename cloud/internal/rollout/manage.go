@@ -96,6 +96,10 @@ func (c *Controller) create(ctx context.Context, r api.Rollout, req api.RolloutS
 	c.cache[r.ID] = r
 	c.mu.Unlock()
 	c.wake()
+	if m := c.cfg.Metrics; m != nil {
+		m.RolloutsStarted.WithLabelValues(r.Kind).Inc()
+		m.RolloutAgents.WithLabelValues(api.PhaseSkipped).Add(float64(len(targets) - len(online)))
+	}
 	c.cfg.Logger.Info("rollout started", "rollout", r.ID, "what", r.What(), "to", r.To, "stream", r.Stream,
 		"agents", len(online), "skipped", len(targets)-len(online), "canaries", canaries, "bake", time.Duration(r.Bake))
 	return r, nil

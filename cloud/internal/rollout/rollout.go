@@ -66,6 +66,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/outpost-iot/outpost/cloud/internal/api"
+	"github.com/outpost-iot/outpost/cloud/internal/metrics"
 	"github.com/outpost-iot/outpost/shared/names"
 	"github.com/outpost-iot/outpost/shared/wire"
 )
@@ -111,6 +112,9 @@ type Config struct {
 	RateFloor  float64
 	// Workers is how many desired-state writes run at once.
 	Workers int
+	// Metrics, if set, counts rollouts started and finished and agents'
+	// phases (counted by the replica whose write made the change).
+	Metrics *metrics.Metrics
 }
 
 func (c *Config) fill() {
@@ -310,12 +314,42 @@ func (c *Controller) step(id string) error {
 		}
 	}
 	before := string(encode(&r))
+	prevState := r.State
+	prevPhases := make([]string, len(r.Agents))
+	for i, a := range r.Agents {
+		prevPhases[i] = a.Phase
+	}
 	c.advance(ctx, &r)
 	if string(encode(&r)) == before {
 		return nil
 	}
 	r.Updated = c.cfg.Now()
-	return c.save(ctx, &r, rev)
+	if err := c.save(ctx, &r, rev); err != nil {
+		return err
+	}
+	c.observe(prevState, prevPhases, &r)
+	return nil
+}
+
+// observe counts what one saved step changed: a final state reached, and
+// agents entering the phases the metrics count.
+func (c *Controller) observe(prevState string, prevPhases []string, r *api.Rollout) {
+	m := c.cfg.Metrics
+	if m == nil {
+		return
+	}
+	if r.State != prevState && r.Terminal() {
+		m.RolloutsFinished.WithLabelValues(r.State).Inc()
+	}
+	for i, a := range r.Agents {
+		if i < len(prevPhases) && a.Phase == prevPhases[i] {
+			continue
+		}
+		switch a.Phase {
+		case api.PhaseRunning, api.PhaseFailed, api.PhaseRolledBack:
+			m.RolloutAgents.WithLabelValues(a.Phase).Inc()
+		}
+	}
 }
 
 // save writes r with compare-and-set at rev. A conflict with an operator's

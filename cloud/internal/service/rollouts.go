@@ -11,7 +11,7 @@ import (
 // (a replica whose signing key is not the fleet's) it still drives and
 // reports rollouts but cannot start new ones.
 func (s *Service) startRollouts(ctx context.Context) (*rollout.Controller, error) {
-	cfg := rollout.Config{Devices: s.registry.Devices, Now: s.cfg.Now, Logger: s.cfg.Logger}
+	cfg := rollout.Config{Devices: s.registry.Devices, Now: s.cfg.Now, Logger: s.cfg.Logger, Metrics: s.metrics}
 	if s.models != nil {
 		cfg.Models = s.models
 	}

@@ -84,6 +84,8 @@ type Agent struct {
 
 	stop chan struct{}
 	done chan struct{}
+	// stopOnce closes stop once.
+	stopOnce sync.Once
 }
 
 // Start connects the agent, publishes its first state and starts watching
@@ -142,9 +144,10 @@ func (a *Agent) LastError() string {
 	return a.lastError
 }
 
-// Stop stops the agent and closes its connection.
+// Stop stops the agent and closes its connection. It is safe to call more
+// than once.
 func (a *Agent) Stop() {
-	close(a.stop)
+	a.stopOnce.Do(func() { close(a.stop) })
 	<-a.done
 	a.nc.Close()
 }
