@@ -47,6 +47,9 @@ type ServiceConfig struct {
 	Models ModelStore
 	// Rollouts serves rollouts.*; nil leaves them out.
 	Rollouts RolloutManager
+	// Learn serves models.history and models.approve; nil leaves them
+	// out.
+	Learn Learner
 	// ModelTimeout bounds one models.* request (a push reads, checks,
 	// signs and stores a file). Default 60s.
 	ModelTimeout time.Duration
@@ -130,6 +133,11 @@ func StartService(nc *nats.Conn, cfg ServiceConfig) (*Service, error) {
 	if cfg.Rollouts != nil {
 		rh := &rolloutHandlers{m: cfg.Rollouts, timeout: 30 * time.Second}
 		for subject, fn := range rh.endpoints() {
+			errs = append(errs, add(strings.ReplaceAll(subject, ".", "_"), subject, fn))
+		}
+	}
+	if cfg.Learn != nil {
+		for subject, fn := range learnEndpoints(cfg.Learn, 60*time.Second) {
 			errs = append(errs, add(strings.ReplaceAll(subject, ".", "_"), subject, fn))
 		}
 	}

@@ -158,7 +158,7 @@ func TestFleetAgainstLiveService(t *testing.T) {
 	}
 	if len(evs) != 1 || evs[0]["agent"] != "gw-b" || evs[0]["seq"] != 1.0 || evs[0]["kind"] != "anomaly" ||
 		evs[0]["score"] != 0.97 || evs[0]["ts"] != "2026-05-06T07:08:09Z" || evs[0]["stream"] != "sensors/line-gw-b/vib" ||
-		evs[0]["verdict"] != "confirmed" || evs[0]["verdict_score"] != 0.97 || evs[0]["verdict_model"] != "robust-zscore@1" {
+		evs[0]["verdict"] != "confirmed" || evs[0]["verdict_score"] != 0.97 || evs[0]["verdict_model"] != "forecast-cloud@1" {
 		t.Errorf("events = %v", evs)
 	}
 	out, _, err = run(ctx, "--nats", url, "events", "list")
@@ -172,7 +172,7 @@ func TestFleetAgainstLiveService(t *testing.T) {
 		t.Errorf("verdicts list = %q, %v", out, err)
 	}
 	out, _, err = run(ctx, "--nats", url, "verdicts", "list")
-	if err != nil || !strings.Contains(out, "DECISION") || strings.Count(out, "robust-zscore@1") != 2 {
+	if err != nil || !strings.Contains(out, "DECISION") || strings.Count(out, "forecast-cloud@1") != 2 {
 		t.Errorf("verdicts list table = %q, %v", out, err)
 	}
 

@@ -17,7 +17,7 @@ const minModelTimeout = time.Minute
 
 func newModelsCmd(g *globals) *cobra.Command {
 	models := &cobra.Command{Use: "models", Short: "Signed model packages in the model store"}
-	models.AddCommand(newModelsPushCmd(g), newModelsListCmd(g), newModelsShowCmd(g), newModelsPullCmd(g), newModelsVerifyCmd(g), newModelsDeleteCmd(g))
+	models.AddCommand(newModelsPushCmd(g), newModelsListCmd(g), newModelsShowCmd(g), newModelsPullCmd(g), newModelsVerifyCmd(g), newModelsDeleteCmd(g), newModelsHistoryCmd(g), newModelsApproveCmd(g))
 	return models
 }
 

@@ -8,6 +8,7 @@
 //	GET /api/v1/verdicts?agent=&since=&limit=   []wire.Verdict, oldest first
 //	GET /api/v1/summary                         Summary (fleet totals)
 //	GET /api/v1/rollouts                        what Sources.Rollouts returns; 404 without it
+//	GET /api/v1/learn                           what Sources.Decisions returns (learning decisions); 404 without it
 //	GET /api/v1/stream                          server-sent events (see Broadcaster)
 //
 // Errors are JSON {"code": "400", "message": "..."} with the same code as
@@ -48,6 +49,9 @@ type Sources struct {
 	// Rollouts lists rollouts for /api/v1/rollouts; nil means this service
 	// has none, and the endpoint answers 404.
 	Rollouts func(ctx context.Context) (any, error)
+	// Decisions lists the learning loop's recent decisions for
+	// /api/v1/learn; nil answers 404.
+	Decisions func(ctx context.Context) (any, error)
 	// Stream serves /api/v1/stream; nil answers 404.
 	Stream *Broadcaster
 	// Healthy reports nil when the service can do its work (NATS connected).
@@ -272,6 +276,19 @@ func Handler(src Sources, m *metrics.Metrics, logger *slog.Logger) http.Handler 
 			return
 		}
 		count("rollouts", false)
+		writeJSON(w, logger, v)
+	})
+	mux.HandleFunc("GET /api/v1/learn", func(w http.ResponseWriter, r *http.Request) {
+		if src.Decisions == nil {
+			fail(w, "learn", http.StatusNotFound, "this outpost-cloud has no learning loop")
+			return
+		}
+		v, err := src.Decisions(r.Context())
+		if err != nil {
+			fail(w, "learn", statusOf(err), err.Error())
+			return
+		}
+		count("learn", false)
 		writeJSON(w, logger, v)
 	})
 	mux.HandleFunc("GET /api/v1/stream", func(w http.ResponseWriter, r *http.Request) {

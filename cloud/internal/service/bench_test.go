@@ -18,17 +18,27 @@ import (
 	"github.com/outpost-iot/outpost/shared/wire"
 )
 
-func benchEvent(agent string, seq uint64) wire.Event {
-	win := make([]float64, 32)
+// benchEventN is an uncertain event with an n-value window; every 20th
+// ends with a spike.
+func benchEventN(agent string, seq uint64, n int) wire.Event {
+	win := make([]float64, n)
 	for i := range win {
 		win[i] = 20 + float64((int(seq)+i)%5)/10
 	}
 	if seq%20 == 0 {
-		win[31] = 30
+		win[n-1] = 30
 	}
 	return wire.Event{Agent: agent, Seq: seq, Stream: "sensors/" + agent + "/temp", TS: time.Now().UTC(), Kind: wire.KindUncertain,
-		Score: 0.7, Low: 0.5, High: 0.9, Value: win[31], Model: "edge@1", Window: win, Created: time.Now().UTC()}
+		Score: 0.7, Low: 0.5, High: 0.9, Value: win[n-1], Model: "edge@1", Window: win, Created: time.Now().UTC()}
 }
+
+// benchScorers are the second stages the service benchmarks run: each
+// scorer with windows it scores (forecast-cloud needs 66 values; the
+// generic-sensor-model profile forwards 96).
+var benchScorers = []struct {
+	scorer string
+	window int
+}{{"robust-zscore@1", 32}, {"forecast-cloud@1", 96}}
 
 func startBench(b *testing.B, cfg Config) *Service {
 	b.Helper()
@@ -49,6 +59,12 @@ func startBench(b *testing.B, cfg Config) *Service {
 // (what the agent sees): "p50-ms", "p99-ms"; "decide-p99-ms" is the p99 of
 // the verdict's own LatencyMS (decision time - event.Created).
 func BenchmarkPublishToVerdict(b *testing.B) {
+	for _, bs := range benchScorers {
+		b.Run(fmt.Sprintf("%s/window=%d", bs.scorer, bs.window), func(b *testing.B) { benchPublishToVerdict(b, bs.scorer, bs.window) })
+	}
+}
+
+func benchPublishToVerdict(b *testing.B, scorer string, window int) {
 	const rate, seconds, agents = 1000, 3, 10
 	const n = rate * seconds
 	for i := 0; i < b.N; i++ {
@@ -58,7 +74,7 @@ func BenchmarkPublishToVerdict(b *testing.B) {
 		lat := make([]float64, 0, n)
 		decide := make([]float64, 0, n)
 		done := make(chan struct{})
-		svc := startBench(b, Config{})
+		svc := startBench(b, Config{Scorer: scorer})
 		nc, err := nats.Connect(svc.NATSURL())
 		if err != nil {
 			b.Fatal(err)
@@ -93,7 +109,7 @@ func BenchmarkPublishToVerdict(b *testing.B) {
 			}
 			agent := fmt.Sprintf("lat-%02d", k%agents)
 			seq := uint64(k/agents + 1)
-			ev := benchEvent(agent, seq)
+			ev := benchEventN(agent, seq, window)
 			data, _ := json.Marshal(ev)
 			sent.Store(names.MsgID(agent, seq), ev.Created)
 			if _, err := js.PublishAsync(names.EventSubject(agent), data, jetstream.WithMsgID(names.MsgID(agent, seq))); err != nil {
@@ -121,10 +137,16 @@ func BenchmarkPublishToVerdict(b *testing.B) {
 
 // BenchmarkSecondStage drains a backlog of 20,000 stored events through a
 // full outpost-cloud (event ingest and the second stage both running) and
-// reports verdicts/s: re-scoring with robust-zscore@1 over 32-value
-// windows, publishing each verdict with its acknowledgement, the
-// high-water-mark compare-and-set and the acks.
+// reports verdicts/s: re-scoring (robust-zscore@1 over 32-value windows,
+// forecast-cloud@1 over 96-value windows), publishing each verdict with
+// its acknowledgement, the high-water-mark compare-and-set and the acks.
 func BenchmarkSecondStage(b *testing.B) {
+	for _, bs := range benchScorers {
+		b.Run(fmt.Sprintf("%s/window=%d", bs.scorer, bs.window), func(b *testing.B) { benchSecondStage(b, bs.scorer, bs.window) })
+	}
+}
+
+func benchSecondStage(b *testing.B, scorer string, window int) {
 	const agents, perAgent = 20, 1000
 	const n = agents * perAgent
 	for i := 0; i < b.N; i++ {
@@ -147,7 +169,7 @@ func BenchmarkSecondStage(b *testing.B) {
 		for seq := uint64(1); seq <= perAgent; seq++ {
 			for a := 0; a < agents; a++ {
 				agent := fmt.Sprintf("ss-%02d", a)
-				data, _ := json.Marshal(benchEvent(agent, seq))
+				data, _ := json.Marshal(benchEventN(agent, seq, window))
 				if _, err := js.PublishAsync(names.EventSubject(agent), data, jetstream.WithMsgID(names.MsgID(agent, seq))); err != nil {
 					b.Fatal(err)
 				}
@@ -159,7 +181,7 @@ func BenchmarkSecondStage(b *testing.B) {
 		<-js.PublishAsyncComplete()
 		nc.Close()
 		b.StartTimer()
-		svc, err := Start(context.Background(), Config{NATSURL: ns.URL(), DataDir: b.TempDir(), HTTPListen: "127.0.0.1:0", Logger: quietLogger(),
+		svc, err := Start(context.Background(), Config{NATSURL: ns.URL(), DataDir: b.TempDir(), HTTPListen: "127.0.0.1:0", Logger: quietLogger(), Scorer: scorer,
 			OnVerdict: func(api.Event, wire.Verdict) {
 				if got.Add(1) == n {
 					close(done)

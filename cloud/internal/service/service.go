@@ -24,6 +24,7 @@ import (
 	"github.com/outpost-iot/outpost/cloud/internal/events"
 	"github.com/outpost-iot/outpost/cloud/internal/httpui"
 	"github.com/outpost-iot/outpost/cloud/internal/keys"
+	"github.com/outpost-iot/outpost/cloud/internal/learn"
 	"github.com/outpost-iot/outpost/cloud/internal/metrics"
 	"github.com/outpost-iot/outpost/cloud/internal/modelstore"
 	"github.com/outpost-iot/outpost/cloud/internal/natsembed"
@@ -63,8 +64,10 @@ type Config struct {
 	// Batch is the most messages each durable consumer processes as one
 	// batch; default ingest.DefaultBatch.
 	Batch int
-	// Scorer is the registered name of the second-stage scorer; default
-	// scorer.RobustZName.
+	// Scorer names the second-stage scorer: a built-in one ("name@version",
+	// or "name" for its latest version: forecast-cloud, robust-zscore), or
+	// a cloud-float model in the model store. Default scorer.DefaultName
+	// (the stock float model forecast-cloud).
 	Scorer string
 	// ScoreThreshold is the scorer's confirm threshold; 0 means the
 	// scorer's default.
@@ -85,6 +88,10 @@ type Config struct {
 	// MaxModelBytes bounds a pushed model file; 0 means
 	// modelstore.DefaultMaxModelBytes.
 	MaxModelBytes int64
+	// Learn configures the learning loop (package learn); its Mode "" is
+	// off. Models, Rollouts, Devices, Events, Now and Logger are filled in
+	// by the service.
+	Learn learn.Config
 }
 
 func (c *Config) fill() {
@@ -104,7 +111,7 @@ func (c *Config) fill() {
 		c.Logger = slog.Default()
 	}
 	if c.Scorer == "" {
-		c.Scorer = scorer.RobustZName
+		c.Scorer = scorer.DefaultName
 	}
 	if c.SigningKey == "" {
 		c.SigningKey = filepath.Join(c.DataDir, keys.DefaultFile)
@@ -127,6 +134,7 @@ type Service struct {
 	api      *api.Service
 	models   *modelstore.Store
 	rollouts *rollout.Controller
+	learn    *learn.Learner
 	httpSrv  *http.Server
 	stream   *httpui.Broadcaster
 	httpLn   net.Listener
@@ -193,7 +201,7 @@ func Start(ctx context.Context, cfg Config) (s *Service, err error) {
 	if s.sums, err = summaries.Start(ctx, s.js, summaries.Config{Batch: cfg.Batch, Metrics: s.metrics, Logger: log}); err != nil {
 		return s, err
 	}
-	sc, err := scorer.NewRegistry().New(cfg.Scorer, scorer.Options{Threshold: cfg.ScoreThreshold})
+	sc, err := s.secondStage(ctx)
 	if err != nil {
 		return s, fmt.Errorf("service: second-stage scorer: %w", err)
 	}
@@ -213,12 +221,16 @@ func Start(ctx context.Context, cfg Config) (s *Service, err error) {
 	if s.rollouts, err = s.startRollouts(ctx); err != nil {
 		return s, err
 	}
+	if s.learn, err = s.startLearn(ctx); err != nil {
+		return s, err
+	}
 	s.api, err = api.StartService(s.nc, api.ServiceConfig{
 		Devices:  s.registry,
 		Events:   s.events,
 		Verdicts: s.events,
 		Models:   s.modelAPI(),
 		Rollouts: s.rollouts,
+		Learn:    s.learn,
 		Version:  buildinfo.String(),
 		Logger:   log,
 		Observe: func(endpoint string, failed bool) {
@@ -247,6 +259,7 @@ func Start(ctx context.Context, cfg Config) (s *Service, err error) {
 			VerdictQuery: s.events,
 			Stream:       s.stream,
 			Rollouts:     s.listRollouts,
+			Decisions:    s.listDecisions,
 			Healthy: func() error {
 				if !s.nc.IsConnected() {
 					return errors.New("not connected to NATS")
@@ -321,6 +334,9 @@ func (s *Service) stop() {
 	}
 	if s.webhook != nil {
 		s.webhook.Stop()
+	}
+	if s.learn != nil {
+		s.learn.Stop()
 	}
 	if s.rollouts != nil {
 		s.rollouts.Stop()

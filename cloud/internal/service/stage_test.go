@@ -34,7 +34,8 @@ func TestSecondStageSummariesAndRegistry(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer hook.Close()
-	svc := startCfg(t, Config{Webhook: alerts.Config{URL: hook.URL, Backoff: time.Millisecond}})
+	// robust-zscore (chosen by its bare name) scores these 11-value windows.
+	svc := startCfg(t, Config{Scorer: "robust-zscore", Webhook: alerts.Config{URL: hook.URL, Backoff: time.Millisecond}})
 	url := svc.NATSURL()
 	a := newAgent(t, url, "gw-v")
 	ctx := context.Background()

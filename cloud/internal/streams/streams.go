@@ -20,6 +20,10 @@ const (
 	DuplicateWindow = 2 * time.Minute
 	// SummaryMaxAge is how long summaries are kept.
 	SummaryMaxAge = 24 * time.Hour
+	// SampleMaxAge and SampleMaxBytes bound the sampled normal windows
+	// kept for the learning loop.
+	SampleMaxAge   = 7 * 24 * time.Hour
+	SampleMaxBytes = 256 << 20
 )
 
 // Configs returns the stream configurations Ensure applies.
@@ -54,6 +58,15 @@ func Configs() []jetstream.StreamConfig {
 			Storage:     jetstream.FileStorage,
 			Duplicates:  DuplicateWindow,
 		},
+		{
+			Name:        names.StreamSamples,
+			Description: "Outpost: sampled normal windows from edge agents, for the learning loop",
+			Subjects:    []string{names.SamplesAll},
+			Storage:     jetstream.FileStorage,
+			MaxAge:      SampleMaxAge,
+			MaxBytes:    SampleMaxBytes,
+			Discard:     jetstream.DiscardOld,
+		},
 	}
 }
 
@@ -76,6 +89,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream) error {
 	for _, kv := range []jetstream.KeyValueConfig{
 		{Bucket: names.BucketHWM, Description: "Outpost: per-agent high-water marks of outbox sequence numbers, per consumer", History: 1, Storage: jetstream.FileStorage},
 		{Bucket: names.BucketAlertsDead, Description: "Outpost: alerts no sink accepted after all retries", History: 1, Storage: jetstream.FileStorage},
+		{Bucket: names.BucketModelHistory, Description: "Outpost: learning decisions (drift, challengers, promotions), key = decision id", History: 1, Storage: jetstream.FileStorage},
 	} {
 		if _, err := js.CreateOrUpdateKeyValue(ctx, kv); err != nil {
 			return fmt.Errorf("streams: create or update KV bucket %s: %w", kv.Bucket, err)

@@ -108,15 +108,16 @@
   }
 
   // Rollouts: the service may not have them; 404 means none.
-  function renderRollouts(list, err) {
-    const box = $("rollouts");
+  function renderRollouts(list, err, boxID, what) {
+    const box = $(boxID || "rollouts");
+    what = what || "rollouts";
     box.replaceChildren();
     if (err) {
-      box.appendChild(el("p", err.status === 404 ? "no rollouts (this outpost-cloud does not run rollouts)" : "rollouts unavailable: " + err.message, "empty"));
+      box.appendChild(el("p", err.status === 404 ? "no " + what + " (this outpost-cloud does not run them)" : what + " unavailable: " + err.message, "empty"));
       return;
     }
     if (!Array.isArray(list) || list.length === 0) {
-      box.appendChild(el("p", "no rollouts in progress", "empty"));
+      box.appendChild(el("p", boxID ? "no " + what + " yet" : "no rollouts in progress", "empty"));
       return;
     }
     const cols = [];
@@ -251,6 +252,12 @@
         rolloutsMissing = e.status === 404;
         renderRollouts(null, e);
       }
+    }
+    // Learning decisions, in the same generic table.
+    try {
+      renderRollouts(await getJSON("/api/v1/learn"), null, "decisions", "model decisions");
+    } catch (e) {
+      renderRollouts(null, e, "decisions", "model decisions");
     }
   }
 

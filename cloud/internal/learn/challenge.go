@@ -1,0 +1,263 @@
+package learn
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/outpost-iot/outpost/cloud/internal/api"
+	"github.com/outpost-iot/outpost/models/manifest"
+	"github.com/outpost-iot/outpost/shared/wire"
+)
+
+// challenge trains a challenger for stream j.stream, compares it with the
+// champion and promotes it, asks for approval or rejects it, recording each
+// step. The stream is busy until it returns.
+func (l *Learner) challenge(j job) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	l.mu.Lock()
+	st := l.streams[j.stream]
+	if st == nil {
+		l.mu.Unlock()
+		return
+	}
+	champID, key := st.champion, st.key
+	ref := vals(st.ref)
+	recent := vals(st.recent)
+	champ := l.champion(champID)
+	l.mu.Unlock()
+	base := api.ModelDecision{Stream: j.stream, Key: key, Champion: champID, Trigger: j.trigger, Drift: j.drift}
+	if j.drift != nil {
+		d := base
+		d.Kind = api.DecisionDrift
+		d.Reason = fmt.Sprintf("%s test on %s: %.3f > %.3f (reference %d, recent %d)", j.drift.Test, j.drift.Feature, j.drift.Statistic, j.drift.Critical, j.drift.Reference, j.drift.Recent)
+		l.record(ctx, d)
+	}
+	done := func(resetRef bool) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		st := l.streams[j.stream]
+		if st == nil {
+			return
+		}
+		st.busy = false
+		if !resetRef { // a failure: no drift-triggered retry for a while
+			st.hold = l.cfg.Now().Add(min(l.cfg.Interval, RetryAfter))
+		}
+		if resetRef && len(st.recent) > 0 {
+			// The newest windows become the reference: one drift, one
+			// challenger.
+			n := min(len(st.recent), l.cfg.Reference)
+			st.ref = append([]*win(nil), st.recent[len(st.recent)-n:]...)
+			st.recent = nil
+		}
+	}
+	fail := func(why string) {
+		d := base
+		d.Kind, d.Reason = api.DecisionFailed, why
+		l.record(ctx, d)
+		done(false)
+	}
+	if champ == nil {
+		fail(fmt.Sprintf("the champion %s cannot be loaded (see the log)", champID))
+		return
+	}
+	cut := int(math.Round(float64(len(recent)) * (1 - l.cfg.HeldOut)))
+	trainWins, held := recent[:cut], recent[cut:]
+	confirmed, rejected := l.verdictWindows(ctx, j.stream, need(champ.m))
+	normal := append(append([][]float64(nil), held...), rejected...)
+	version, err := l.nextVersion(ctx, champ.m.Name)
+	if err != nil {
+		fail(err.Error())
+		return
+	}
+	started := time.Now()
+	ch, err := trainChallenger(champ.m, version, trainWins, l.cfg.Fit)
+	if err != nil {
+		fail("train: " + err.Error())
+		return
+	}
+	chNet, err := newNet(ch.m, ch.model)
+	if err != nil {
+		fail("the challenger does not load: " + err.Error())
+		return
+	}
+	l.mu.Lock() // champ's interpreter is shared with the drift check
+	cmp := compare(champ, chNet, ref, normal, confirmed, l.cfg.Margin)
+	l.mu.Unlock()
+	base.Challenger, base.Compare = ch.m.ID(), &cmp
+	base.TrainWindows, base.Epochs, base.Loss = ch.windows, ch.epochs, ch.loss
+	l.cfg.Logger.Info("learn: challenger trained", "stream", j.stream, "challenger", ch.m.ID(), "examples", ch.windows, "loss", ch.loss, "took", time.Since(started).Round(time.Millisecond))
+	if !cmp.Better {
+		d := base
+		d.Kind = api.DecisionRejected
+		d.Reason = reason(cmp, l.cfg.Margin)
+		l.record(ctx, d)
+		done(true)
+		return
+	}
+	if err := l.store(ctx, ch); err != nil {
+		fail(fmt.Sprintf("store %s: %v", ch.m.ID(), err))
+		return
+	}
+	if l.cfg.Mode == ModeApprove {
+		d := base
+		d.Kind = api.DecisionAwaitingApproval
+		d.Reason = reason(cmp, l.cfg.Margin) + fmt.Sprintf("; approve with `fleet models approve %s`", ch.m.ID())
+		l.record(ctx, d)
+		done(true)
+		return
+	}
+	done(true)
+	if _, err := l.promote(ctx, base, reason(cmp, l.cfg.Margin)); err != nil {
+		l.cfg.Logger.Warn("learn: promote", "challenger", ch.m.ID(), "err", err)
+	}
+}
+
+func vals(ws []*win) [][]float64 {
+	out := make([][]float64, len(ws))
+	for i, w := range ws {
+		out[i] = w.vals
+	}
+	return out
+}
+
+// compare judges both models on the same windows (see the package doc for
+// the rule).
+func compare(champ, ch *net, ref, normal, confirmed [][]float64, margin float64) api.Comparison {
+	errs := func(n *net, ws [][]float64) []float64 {
+		var out []float64
+		for _, w := range ws {
+			if e, ok := n.errOf(w); ok {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	above := func(es []float64, t float64) float64 {
+		if len(es) == 0 {
+			return 0
+		}
+		k := 0
+		for _, e := range es {
+			if e > t {
+				k++
+			}
+		}
+		return float64(k) / float64(len(es))
+	}
+	t := quantile(errs(champ, ref), ThresholdQuantile)
+	cn, hn := errs(champ, normal), errs(ch, normal)
+	ca, ha := errs(champ, confirmed), errs(ch, confirmed)
+	c := api.Comparison{Normal: len(cn), Confirmed: len(ca), Threshold: t,
+		ChampionFalseAlarms: above(cn, t), ChallengerFalseAlarms: above(hn, t),
+		ChampionDetected: 1, ChallengerDetected: 1}
+	c.ChampionMeanError, _ = meanStd(cn)
+	c.ChallengerMeanError, _ = meanStd(hn)
+	if len(ca) > 0 {
+		c.ChampionDetected, c.ChallengerDetected = above(ca, t), above(ha, t)
+	}
+	c.Better = len(cn) > 0 && len(hn) == len(cn) &&
+		c.ChallengerMeanError <= (1-margin)*c.ChampionMeanError &&
+		c.ChallengerFalseAlarms <= c.ChampionFalseAlarms &&
+		c.ChallengerDetected >= c.ChampionDetected
+	return c
+}
+
+func reason(c api.Comparison, margin float64) string {
+	verdict := "better"
+	if !c.Better {
+		var why []string
+		if c.Normal == 0 {
+			why = append(why, "no held-out normal windows")
+		}
+		if !(c.ChallengerMeanError <= (1-margin)*c.ChampionMeanError) {
+			why = append(why, fmt.Sprintf("mean error not %.0f%% lower", 100*margin))
+		}
+		if c.ChallengerFalseAlarms > c.ChampionFalseAlarms {
+			why = append(why, "more false alarms")
+		}
+		if c.ChallengerDetected < c.ChampionDetected {
+			why = append(why, "detects fewer confirmed anomalies")
+		}
+		verdict = "not better: " + strings.Join(why, ", ")
+	}
+	return fmt.Sprintf("%s — on %d normal windows mean error %.4f vs champion %.4f, false alarms %.1f%% vs %.1f%% at threshold %.4f; %d confirmed windows detected %.0f%% vs %.0f%%",
+		verdict, c.Normal, c.ChallengerMeanError, c.ChampionMeanError, 100*c.ChallengerFalseAlarms, 100*c.ChampionFalseAlarms, c.Threshold,
+		c.Confirmed, 100*c.ChallengerDetected, 100*c.ChampionDetected)
+}
+
+// verdictWindows returns the windows of the stream's events the cloud
+// confirmed and rejected in the lookback.
+func (l *Learner) verdictWindows(ctx context.Context, stream string, n int) (confirmed, rejected [][]float64) {
+	if l.cfg.Events == nil {
+		return nil, nil
+	}
+	evs, err := l.cfg.Events.QueryEvents(ctx, api.EventsQuery{Since: l.cfg.Lookback.String(), Limit: api.MaxEventsLimit})
+	if err != nil {
+		l.cfg.Logger.Warn("learn: read verdict windows", "err", err)
+		return nil, nil
+	}
+	for _, e := range evs {
+		if e.Stream != stream || len(e.Window) < n || len(e.Missing) > 0 {
+			continue
+		}
+		switch e.Verdict {
+		case string(wire.Confirmed):
+			confirmed = append(confirmed, e.Window)
+		case string(wire.Rejected):
+			rejected = append(rejected, e.Window)
+		}
+	}
+	return confirmed, rejected
+}
+
+// nextVersion is one more than the largest stored version of name (at
+// least 2: version 1 may be a stock model that is not stored).
+func (l *Learner) nextVersion(ctx context.Context, name string) (int, error) {
+	list, err := l.cfg.Models.List(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("list models: %w", err)
+	}
+	v := 1
+	for _, m := range list {
+		if m.Name == name {
+			v = max(v, m.Version)
+		}
+	}
+	return v + 1, nil
+}
+
+// store uploads the challenger's .tflite and has the model store check,
+// sign and store it with its manifest.
+func (l *Learner) store(ctx context.Context, ch *trained) error {
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	upload := api.UploadPrefix + "learn-" + hex.EncodeToString(id[:])
+	if _, err := l.obj.PutBytes(ctx, upload, ch.model); err != nil {
+		return fmt.Errorf("upload: %w", err)
+	}
+	mj, err := ch.m.Marshal()
+	if err != nil {
+		return err
+	}
+	_, err = l.cfg.Models.Push(ctx, api.ModelPushRequest{Name: ch.m.Name, Version: ch.m.Version, Role: manifest.RoleEdgeInt8, Manifest: mj, Upload: upload})
+	return err
+}
+
+// promoted makes challenger the champion of stream (after a rollout
+// started).
+func (l *Learner) promoted(stream, champion, challenger string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := l.streams[stream]
+	if st == nil || st.champion != champion {
+		return
+	}
+	st.previous, st.champion = champion, challenger
+}

@@ -1,0 +1,56 @@
+package service
+
+import (
+	"context"
+	"time"
+
+	"github.com/outpost-iot/outpost/cloud/internal/api"
+	"github.com/outpost-iot/outpost/cloud/internal/learn"
+)
+
+// startLearn starts the learning loop. A replica without the model store
+// (its signing key is not the fleet's) cannot sign challengers: it serves
+// the history and approvals but does not learn.
+func (s *Service) startLearn(ctx context.Context) (*learn.Learner, error) {
+	cfg := s.cfg.Learn
+	cfg.Rollouts, cfg.Devices, cfg.Events, cfg.Now, cfg.Logger = s.rollouts, s.registry.Devices, s.events, s.cfg.Now, s.cfg.Logger
+	if s.models != nil {
+		cfg.Models = s.models
+	} else if cfg.Mode != "" && cfg.Mode != learn.ModeOff {
+		s.cfg.Logger.Error("learning loop off on this replica: the model store is disabled (see above)", "mode", cfg.Mode)
+		cfg.Mode = learn.ModeOff
+	}
+	return learn.Start(ctx, s.js, cfg)
+}
+
+// DecisionRow is a learning decision as the dashboard lists it.
+type DecisionRow struct {
+	Time       time.Time `json:"time"`
+	Kind       string    `json:"kind"`
+	Stream     string    `json:"stream"`
+	Champion   string    `json:"champion"`
+	Challenger string    `json:"challenger,omitempty"`
+	Rollout    string    `json:"rollout,omitempty"`
+	Reason     string    `json:"reason,omitempty"`
+}
+
+// DashboardDecisions is how many of the newest learning decisions the
+// dashboard lists.
+const DashboardDecisions = 20
+
+// listDecisions lists the newest learning decisions for the dashboard
+// (/api/v1/learn), newest first.
+func (s *Service) listDecisions(ctx context.Context) (any, error) {
+	list, err := s.learn.History(ctx, api.ModelHistoryQuery{Limit: DashboardDecisions})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DecisionRow, 0, len(list))
+	for _, d := range list {
+		out = append(out, DecisionRow{Time: d.Time, Kind: d.Kind, Stream: d.Stream, Champion: d.Champion, Challenger: d.Challenger, Rollout: d.Rollout, Reason: d.Reason})
+	}
+	return out, nil
+}
+
+// Learner is the learning loop.
+func (s *Service) Learner() *learn.Learner { return s.learn }
