@@ -51,6 +51,21 @@ const (
 	// population std over the model's input window and floor =
 	// StdFloor · max(1, |mean|).
 	NormWindowZ = "window-z"
+	// NormFeatureZ: for a model of several features per reading (a
+	// vector), each feature f is normalised against the stream's own
+	// baseline (Baseline): x'[f] = (x[f] - mean[f]) / max(sqrt(var[f]),
+	// StdFloor·FeatureStd[f]), clipped to ±FeatureClip[f] (when > 0: one odd
+	// bucket must not outweigh a sustained change). mean[f] starts at the
+	// stream's first value of f (FeatureMean[f] if it is missing) and
+	// var[f] at FeatureStd[f]²; after each reading, with d = x[f] -
+	// mean[f], mean[f] += BaselineAlpha·d and var[f] += VarAlpha·(d² -
+	// var[f]): a camera is judged against its own level and variability.
+	// BaselineAlpha and VarAlpha 0: mean[f] = FeatureMean[f] and var[f] =
+	// FeatureStd[f]² always. A missing feature (NaN) normalises to 0 and
+	// leaves the baseline alone. The model's input is the Window normalised
+	// vectors, oldest first, flattened ([1, Window·Features], feature
+	// fastest).
+	NormFeatureZ = "feature-z"
 )
 
 // Manifest describes one model file.
@@ -69,8 +84,26 @@ type Manifest struct {
 	// Window is the number of values the model reads.
 	Window int `json:"window"`
 	// Features is the number of values per reading the model reads (1: each
-	// value column is scored on its own).
+	// value column is scored on its own; more: a reading is a vector of
+	// the features FeatureNames names, normalised by NormFeatureZ).
 	Features int `json:"features"`
+	// FeatureNames, FeatureMean and FeatureStd (Features > 1 only) name
+	// each feature of a reading vector, in the model's order, and give the
+	// statistics NormFeatureZ starts from; BaselineAlpha and VarAlpha are
+	// the weights of a reading in the stream's running mean and variance.
+	FeatureNames  []string  `json:"feature_names,omitempty"`
+	FeatureMean   []float64 `json:"feature_mean,omitempty"`
+	FeatureStd    []float64 `json:"feature_std,omitempty"`
+	BaselineAlpha float64   `json:"baseline_alpha,omitempty"`
+	VarAlpha      float64   `json:"var_alpha,omitempty"`
+	// FeatureClip bounds each normalised feature (NormFeatureZ); 0: no
+	// bound.
+	FeatureClip []float64 `json:"feature_clip,omitempty"`
+	// ResidualLast (Features > 1): the residual is the RMS reconstruction
+	// error of the newest ResidualLast vectors of the window; 0: of all.
+	ResidualLast int `json:"residual_last,omitempty"`
+	// (For NormFeatureZ, StdFloor is the fraction of FeatureStd a running
+	// std may not fall below.)
 	// IO says the model's input and output tensor types, e.g. "float32 in,
 	// float32 out (QUANTIZE/DEQUANTIZE inside)".
 	IO string `json:"io"`
@@ -143,10 +176,14 @@ func (m *Manifest) Validate() error {
 		return fmt.Errorf("%w: role %q", ErrInvalid, m.Role)
 	case m.Kind != KindForecast && m.Kind != KindAutoencoder:
 		return fmt.Errorf("%w: kind %q", ErrInvalid, m.Kind)
-	case m.Window < 2 || m.Features != 1:
+	case m.Window < 2 || m.Features < 1:
 		return fmt.Errorf("%w: window %d features %d", ErrInvalid, m.Window, m.Features)
-	case m.Normalisation != NormWindowZ || !(m.StdFloor > 0):
+	case m.Features == 1 && (m.Normalisation != NormWindowZ || !(m.StdFloor > 0)):
 		return fmt.Errorf("%w: normalisation %q std floor %g", ErrInvalid, m.Normalisation, m.StdFloor)
+	case m.Features > 1:
+		if err := m.validateFeatures(); err != nil {
+			return err
+		}
 	case !(m.Low > 0) || !(m.High > m.Low):
 		return fmt.Errorf("%w: thresholds low %g high %g", ErrInvalid, m.Low, m.High)
 	case m.Scale != ScaleMean && m.Scale != ScaleMax:
@@ -157,6 +194,91 @@ func (m *Manifest) Validate() error {
 		return fmt.Errorf("%w: sha256 %q", ErrInvalid, m.SHA256)
 	}
 	return nil
+}
+
+// validateFeatures checks a vector model's features (Features > 1): feature-z
+// normalisation, an autoencoder, one name, mean and std (> 0) per feature,
+// names unique, BaselineAlpha in [0, 1].
+func (m *Manifest) validateFeatures() error {
+	n := m.Features
+	if m.Normalisation != NormFeatureZ || m.Kind != KindAutoencoder {
+		return fmt.Errorf("%w: %d features need normalisation %q and kind %q, got %q and %q", ErrInvalid, n, NormFeatureZ, KindAutoencoder, m.Normalisation, m.Kind)
+	}
+	if len(m.FeatureNames) != n || len(m.FeatureMean) != n || len(m.FeatureStd) != n {
+		return fmt.Errorf("%w: %d features but %d names, %d means, %d stds", ErrInvalid, n, len(m.FeatureNames), len(m.FeatureMean), len(m.FeatureStd))
+	}
+	if !(m.BaselineAlpha >= 0 && m.BaselineAlpha <= 1) || !(m.VarAlpha >= 0 && m.VarAlpha <= 1) || !(m.StdFloor > 0) || m.ResidualLast < 0 || m.ResidualLast > m.Window {
+		return fmt.Errorf("%w: baseline alpha %g var alpha %g std floor %g residual last %d", ErrInvalid, m.BaselineAlpha, m.VarAlpha, m.StdFloor, m.ResidualLast)
+	}
+	if len(m.FeatureClip) != 0 && len(m.FeatureClip) != n {
+		return fmt.Errorf("%w: %d features but %d clips", ErrInvalid, n, len(m.FeatureClip))
+	}
+	for _, c := range m.FeatureClip {
+		if !(c >= 0) || math.IsInf(c, 0) {
+			return fmt.Errorf("%w: feature clip %g", ErrInvalid, c)
+		}
+	}
+	seen := map[string]bool{}
+	for i, name := range m.FeatureNames {
+		if name == "" || seen[name] {
+			return fmt.Errorf("%w: feature %d name %q (empty or repeated)", ErrInvalid, i, name)
+		}
+		seen[name] = true
+		if !(m.FeatureStd[i] > 0) || math.IsInf(m.FeatureStd[i], 0) || math.IsNaN(m.FeatureMean[i]) || math.IsInf(m.FeatureMean[i], 0) {
+			return fmt.Errorf("%w: feature %q mean %g std %g", ErrInvalid, name, m.FeatureMean[i], m.FeatureStd[i])
+		}
+	}
+	return nil
+}
+
+// InputSize is the number of values of the model's input: Window ·
+// Features.
+func (m *Manifest) InputSize() int { return m.Window * m.Features }
+
+func (m *Manifest) clip(f int) float64 {
+	if len(m.FeatureClip) == 0 {
+		return 0
+	}
+	return m.FeatureClip[f]
+}
+
+// Baseline is one stream's NormFeatureZ state: its running mean and
+// variance per feature. The zero value is a stream that has seen nothing.
+type Baseline struct {
+	Mean, Var []float64
+	Started   bool
+}
+
+// NormaliseVector writes the NormFeatureZ normalisation of the reading
+// vector v (len Features; NaN or ±Inf marks a missing feature) into dst
+// (len Features) against the stream's baseline b, and then folds v into b.
+func (m *Manifest) NormaliseVector(dst []float32, v []float64, b *Baseline) {
+	a := m.BaselineAlpha
+	if !b.Started {
+		b.Mean = append(b.Mean[:0], m.FeatureMean...)
+		b.Var = b.Var[:0]
+		for f, s := range m.FeatureStd {
+			b.Var = append(b.Var, s*s)
+			if x := v[f]; a > 0 && !math.IsNaN(x) && !math.IsInf(x, 0) {
+				b.Mean[f] = x
+			}
+		}
+		b.Started = true
+	}
+	for f, x := range v {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			dst[f] = 0
+			continue
+		}
+		d := x - b.Mean[f]
+		z := d / math.Max(math.Sqrt(b.Var[f]), m.StdFloor*m.FeatureStd[f])
+		if c := m.clip(f); c > 0 {
+			z = math.Max(-c, math.Min(c, z))
+		}
+		dst[f] = float32(z)
+		b.Mean[f] += a * d
+		b.Var[f] += m.VarAlpha * (d*d - b.Var[f])
+	}
 }
 
 // ID is "name@version".

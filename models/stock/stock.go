@@ -7,7 +7,12 @@
 //     readings (32-16-8-16-32, 1280 multiply-accumulates);
 //   - forecast-cloud: the cloud's model (streaming detector and second
 //     stage), float32, a dense forecaster of the next reading from the 64
-//     before it (64-64-32-1).
+//     before it (64-64-32-1);
+//   - ae-video: the edge model for video metadata, int8, a dense
+//     autoencoder of a camera's last 8 per-bucket feature vectors (10
+//     features each: objects per frame by class, mean confidence, mean box
+//     area, motion; 80-24-8-24-80, 4224 multiply-accumulates), run by
+//     VectorScorer.
 //
 // The files are made by models/cmd/modeltool; README.md records the
 // commands. Load checks each file against its manifest's sha256.
@@ -27,6 +32,9 @@ import (
 const (
 	Edge  = "ae-edge"
 	Cloud = "forecast-cloud"
+	// Video is the edge model of a camera's per-bucket detection features
+	// (run it with a VectorScorer).
+	Video = "ae-video"
 )
 
 //go:embed *.tflite *.json

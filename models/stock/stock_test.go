@@ -135,8 +135,9 @@ func liteRTDir() string {
 	return filepath.Join("..", "tflite", "write", "testdata", "litert")
 }
 
-// TestShippedInLiteRT runs the shipped .tflite files unchanged in the
-// official runtime (LiteRT.js under node) on real windows and compares its
+// TestShippedInLiteRT runs the shipped .tflite files (ae-edge,
+// forecast-cloud, ae-video) unchanged in the official runtime (LiteRT.js
+// under node) on real windows and compares its
 // outputs with this repo's runtime: the float model within 1e-4, the int8
 // model within one output quantisation step (XNNPACK may round
 // differently). Skipped when LiteRT.js or node is missing (fatal under CI).
@@ -155,7 +156,7 @@ func TestShippedInLiteRT(t *testing.T) {
 		}
 		t.Skip("node not found")
 	}
-	for _, name := range []string{Edge, Cloud} {
+	for _, name := range []string{Edge, Cloud, Video} {
 		m, model, err := Load(name)
 		if err != nil {
 			t.Fatal(err)
@@ -171,10 +172,28 @@ func TestShippedInLiteRT(t *testing.T) {
 			t.Fatal(err)
 		}
 		vals := noisySine(m.Window+8, 3)
+		// A vector model reads normalised camera feature vectors, one
+		// with a crowd (person count x4) in its last buckets.
+		var vecs []float32
+		if m.Features > 1 {
+			cam := cameraVectors(m.Window+8, 3)
+			for i := m.Window + 4; i < len(cam); i++ {
+				cam[i][0] *= 4
+			}
+			var b manifest.Baseline
+			vecs = make([]float32, len(cam)*m.Features)
+			for i, v := range cam {
+				m.NormaliseVector(vecs[i*m.Features:(i+1)*m.Features], v, &b)
+			}
+		}
 		var ours [][]float32
 		for k := 0; k < 8; k++ {
-			in := make([]float32, m.Window)
-			manifest.Normalise(in, vals[k:k+m.Window], m.StdFloor)
+			in := make([]float32, m.InputSize())
+			if m.Features > 1 {
+				copy(in, vecs[k*m.Features:])
+			} else {
+				manifest.Normalise(in, vals[k:k+m.Window], m.StdFloor)
+			}
 			copy(ip.Input(0).Float32s(), in)
 			if err := ip.Invoke(); err != nil {
 				t.Fatal(err)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,7 +58,7 @@ func TestTrainCheck(t *testing.T) {
 }
 
 func TestBadUsage(t *testing.T) {
-	for _, args := range [][]string{nil, {"fly"}, {"train"}, {"train", "--corpus", "x"}, {"train", "--corpus", "x", "--out", "y", "--hidden", "a"}, {"check"}} {
+	for _, args := range [][]string{nil, {"fly"}, {"train"}, {"train", "--corpus", "x"}, {"train", "--corpus", "x", "--out", "y", "--hidden", "a"}, {"check"}, {"train-video"}, {"train-video", "--out", "x", "--hidden", "0"}} {
 		var stdout, stderr bytes.Buffer
 		if code := run(context.Background(), args, &stdout, &stderr); code != 2 {
 			t.Errorf("%q: exit %d, want 2", args, code)
@@ -68,7 +69,39 @@ func TestBadUsage(t *testing.T) {
 // TestShippedCheck: the shipped manifests pass the check.
 func TestShippedCheck(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), []string{"check", "../../stock/ae-edge.json", "../../stock/forecast-cloud.json"}, &stdout, &stderr); code != 0 {
+	if code := run(context.Background(), []string{"check", "../../stock/ae-edge.json", "../../stock/forecast-cloud.json", "../../stock/ae-video.json"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+}
+
+// TestTrainVideo trains a small video model on generated scenes, evaluates
+// it on a tiny det.txt with injected anomalies, and checks the files.
+func TestTrainVideo(t *testing.T) {
+	dir := t.TempDir()
+	det := filepath.Join(dir, "det.txt")
+	var b strings.Builder
+	for f := 1; f <= 200; f++ { // two pedestrians walking right
+		for k := 0; k < 2; k++ {
+			fmt.Fprintf(&b, "%d,-1,%d,%d,60,160,0.9,-1,-1,-1\n", f, 100+3*f+400*k, 500+100*k)
+		}
+	}
+	if err := os.WriteFile(det, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "m")
+	var stdout, stderr bytes.Buffer
+	args := []string{"train-video", "--out", out, "--name", "tinyvideo", "--scenes", "2", "--held-out-scenes", "1",
+		"--seconds", "300", "--epochs", "1", "--hidden", "8,4", "--mot", det}
+	if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{"int8 vs float on", "thresholds low", "injected anomalies", "crowd", "vanish", "det.txt (200 frames"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	stdout.Reset()
+	if code := run(context.Background(), []string{"check", filepath.Join(out, "tinyvideo.json")}, &stdout, &stderr); code != 0 {
+		t.Fatalf("check: exit %d: %s", code, stderr.String())
 	}
 }
