@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -27,8 +29,28 @@ func (l *Learner) challenge(j job) {
 		return
 	}
 	champID, key := st.champion, st.key
-	ref := vals(st.ref)
-	recent := vals(st.recent)
+	// The champion judges every stream under its key, so the challenger
+	// is trained and judged on the windows of all of them: of each, the
+	// first (1 - HeldOut) of its recent windows to train, the rest held
+	// out, and its reference windows for the threshold.
+	peers := l.peers(st)
+	var ref, trainWins, held [][]float64
+	for _, p := range peers {
+		recent := vals(p.recent)
+		cut := int(math.Round(float64(len(recent)) * (1 - l.cfg.HeldOut)))
+		trainWins, held = append(trainWins, recent[:cut]...), append(held, recent[cut:]...)
+		ref = append(ref, vals(p.ref)...)
+	}
+	// The peers are busy too: no second challenger for the same champion
+	// from their drift while this one trains.
+	streamNames := make([]string, len(peers))
+	marked := map[string]bool{}
+	for i, p := range peers {
+		streamNames[i] = p.name
+		if p != st && !p.busy {
+			p.busy, marked[p.name] = true, true
+		}
+	}
 	champ := l.champion(champID)
 	l.mu.Unlock()
 	base := api.ModelDecision{Stream: j.stream, Key: key, Champion: champID, Trigger: j.trigger, Drift: j.drift}
@@ -38,38 +60,57 @@ func (l *Learner) challenge(j job) {
 		d.Reason = fmt.Sprintf("%s test on %s: %.3f > %.3f (reference %d, recent %d)", j.drift.Test, j.drift.Feature, j.drift.Statistic, j.drift.Critical, j.drift.Reference, j.drift.Recent)
 		l.record(ctx, d)
 	}
-	done := func(resetRef bool) {
+	// done ends the challenge: the streams are no longer busy; with hold
+	// (a failure or a rejection) drift triggers no challenger for them
+	// for a while (the schedule may); with resetRef their references
+	// start over.
+	done := func(resetRef, hold bool) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		st := l.streams[j.stream]
 		if st == nil {
 			return
 		}
+		until := l.cfg.Now().Add(min(l.cfg.Interval, RetryAfter))
 		st.busy = false
-		if !resetRef { // a failure: no drift-triggered retry for a while
-			st.hold = l.cfg.Now().Add(min(l.cfg.Interval, RetryAfter))
+		if hold {
+			st.hold = until
 		}
-		if resetRef && len(st.recent) > 0 {
-			// The newest windows become the reference: one drift, one
-			// challenger.
-			n := min(len(st.recent), l.cfg.Reference)
-			st.ref = append([]*win(nil), st.recent[len(st.recent)-n:]...)
-			st.recent = nil
+		for name := range marked {
+			if p := l.streams[name]; p != nil {
+				p.busy = false
+				if hold {
+					p.hold = until
+				}
+			}
+		}
+		if !resetRef {
+			return
+		}
+		// The newest windows become the reference: one drift, one
+		// challenger. So for the peers whose windows it used, except
+		// those busy with a challenger of their own.
+		for _, name := range streamNames {
+			p := l.streams[name]
+			if p == nil || (p != st && !marked[name]) || len(p.recent) == 0 {
+				continue
+			}
+			n := min(len(p.recent), l.cfg.Reference)
+			p.ref = append([]*win(nil), p.recent[len(p.recent)-n:]...)
+			p.recent = nil
 		}
 	}
 	fail := func(why string) {
 		d := base
 		d.Kind, d.Reason = api.DecisionFailed, why
 		l.record(ctx, d)
-		done(false)
+		done(false, true)
 	}
 	if champ == nil {
 		fail(fmt.Sprintf("the champion %s cannot be loaded (see the log)", champID))
 		return
 	}
-	cut := int(math.Round(float64(len(recent)) * (1 - l.cfg.HeldOut)))
-	trainWins, held := recent[:cut], recent[cut:]
-	confirmed, rejected := l.verdictWindows(ctx, j.stream, need(champ.m))
+	confirmed, rejected := l.verdictWindows(ctx, streamNames, need(champ.m))
 	normal := append(append([][]float64(nil), held...), rejected...)
 	version, err := l.nextVersion(ctx, champ.m.Name)
 	if err != nil {
@@ -77,7 +118,7 @@ func (l *Learner) challenge(j job) {
 		return
 	}
 	started := time.Now()
-	ch, err := trainChallenger(champ.m, version, trainWins, l.cfg.Fit)
+	ch, err := trainChallenger(champ.m, version, trainWins, len(peers), l.cfg.Fit)
 	if err != nil {
 		fail("train: " + err.Error())
 		return
@@ -92,13 +133,17 @@ func (l *Learner) challenge(j job) {
 	l.mu.Unlock()
 	base.Challenger, base.Compare = ch.m.ID(), &cmp
 	base.TrainWindows, base.Epochs, base.Loss = ch.windows, ch.epochs, ch.loss
-	l.cfg.Logger.Info("learn: challenger trained", "stream", j.stream, "challenger", ch.m.ID(), "examples", ch.windows, "loss", ch.loss, "took", time.Since(started).Round(time.Millisecond))
+	pooled := ""
+	if len(peers) > 1 {
+		pooled = fmt.Sprintf(" (trained and judged on the windows of the %d streams %s runs under %q)", len(peers), champID, key)
+	}
+	l.cfg.Logger.Info("learn: challenger trained", "stream", j.stream, "streams", len(peers), "challenger", ch.m.ID(), "examples", ch.windows, "loss", ch.loss, "took", time.Since(started).Round(time.Millisecond))
 	if !cmp.Better {
 		d := base
 		d.Kind = api.DecisionRejected
-		d.Reason = reason(cmp, l.cfg.Margin)
+		d.Reason = reason(cmp, l.cfg.Margin) + pooled
 		l.record(ctx, d)
-		done(true)
+		done(true, true)
 		return
 	}
 	if err := l.store(ctx, ch); err != nil {
@@ -108,13 +153,13 @@ func (l *Learner) challenge(j job) {
 	if l.cfg.Mode == ModeApprove {
 		d := base
 		d.Kind = api.DecisionAwaitingApproval
-		d.Reason = reason(cmp, l.cfg.Margin) + fmt.Sprintf("; approve with `fleet models approve %s`", ch.m.ID())
+		d.Reason = reason(cmp, l.cfg.Margin) + pooled + fmt.Sprintf("; approve with `fleet models approve %s`", ch.m.ID())
 		l.record(ctx, d)
-		done(true)
+		done(true, false)
 		return
 	}
-	done(true)
-	if _, err := l.promote(ctx, base, reason(cmp, l.cfg.Margin)); err != nil {
+	done(true, false)
+	if _, err := l.promote(ctx, base, reason(cmp, l.cfg.Margin)+pooled); err != nil {
 		l.cfg.Logger.Warn("learn: promote", "challenger", ch.m.ID(), "err", err)
 	}
 }
@@ -192,9 +237,22 @@ func reason(c api.Comparison, margin float64) string {
 		c.Confirmed, 100*c.ChallengerDetected, 100*c.ChampionDetected)
 }
 
-// verdictWindows returns the windows of the stream's events the cloud
+// peers returns st and the other streams whose champion is st's under
+// the same desired-models key (l.mu held), st first, then by name.
+func (l *Learner) peers(st *stream) []*stream {
+	out := []*stream{st}
+	for _, p := range l.streams {
+		if p != st && p.key == st.key && p.champion == st.champion {
+			out = append(out, p)
+		}
+	}
+	sort.Slice(out[1:], func(i, j int) bool { return out[1+i].name < out[1+j].name })
+	return out
+}
+
+// verdictWindows returns the windows of the streams' events the cloud
 // confirmed and rejected in the lookback.
-func (l *Learner) verdictWindows(ctx context.Context, stream string, n int) (confirmed, rejected [][]float64) {
+func (l *Learner) verdictWindows(ctx context.Context, streams []string, n int) (confirmed, rejected [][]float64) {
 	if l.cfg.Events == nil {
 		return nil, nil
 	}
@@ -204,7 +262,7 @@ func (l *Learner) verdictWindows(ctx context.Context, stream string, n int) (con
 		return nil, nil
 	}
 	for _, e := range evs {
-		if e.Stream != stream || len(e.Window) < n || len(e.Missing) > 0 {
+		if !slices.Contains(streams, e.Stream) || len(e.Window) < n || len(e.Missing) > 0 {
 			continue
 		}
 		switch e.Verdict {

@@ -35,9 +35,14 @@
 // On drift, or every Interval for streams with MinRecent recent windows,
 // a challenger of the champion's architecture (the layer sizes in its
 // manifest; models/train, seeded) is trained on the first (1 - HeldOut) of
-// the recent windows. Both models are then judged on the same data: the
-// held-out recent windows plus the windows of the stream's rejected events
-// (normal), and the windows of its confirmed events (anomalous). A model's
+// the recent windows. The champion judges every stream its agents run it
+// on under the same desired-models key (say "sensors/#"), and the
+// challenger would replace it on all of them, so the windows are pooled:
+// the challenger is trained and judged on the windows of every stream with
+// that champion and key (the schedule trains one challenger per champion
+// and key). Both models are then judged on the same data: the held-out
+// recent windows plus the windows of the streams' rejected events
+// (normal), and the windows of their confirmed events (anomalous). A model's
 // error on a window is its reconstruction error (autoencoder: RMS of
 // normalised input minus output; forecaster: |normalised value - forecast|)
 // — the residual the edge divides by its running scale. The threshold T is
@@ -55,9 +60,11 @@
 // champion's name with the next free version; with Mode "auto" a rollout
 // starts at once (to the agents that run the champion, see Targets, under
 // the desired-models key they run it under), with "approve" it waits for
-// `fleet models approve NAME@VERSION`. After every challenger (better or not) the stream's
-// reference becomes its newest recent windows, so one drift gives one
-// challenger.
+// `fleet models approve NAME@VERSION`. After every challenger (better or not) the
+// reference of each stream it used becomes that stream's newest recent
+// windows, so one drift gives one challenger; after a rejected (or
+// failed) one, drift triggers no other for those streams for
+// min(Interval, RetryAfter) (the champion held up on the new data).
 //
 // One replica should run the loop (Mode auto or approve); every replica
 // serves History and Approve.
@@ -107,12 +114,20 @@ const (
 	// champion (see Targets).
 	AutoTargets         = "auto"
 	DefaultRefSummaries = 10
-	// RetryAfter is the longest a stream waits after a failed challenger
-	// before drift may trigger another (the schedule may sooner).
+	// RetryAfter is the longest a stream (and the streams that share its
+	// champion and key) waits after a failed or rejected challenger before
+	// drift may trigger another: min(Interval, RetryAfter); the schedule
+	// may sooner.
 	RetryAfter = 10 * time.Minute
 	// ThresholdQuantile is the quantile of the champion's reference errors
 	// both models are judged at.
 	ThresholdQuantile = 0.99
+	// MaxTrainExamples bounds a challenger's training set: beyond it the
+	// examples (every stretch of the model's window in every training
+	// window, so neighbours overlap) are thinned evenly. It bounds the
+	// training time (about a second per thousand examples at 150 epochs
+	// on one core).
+	MaxTrainExamples = 4096
 )
 
 // ModelStore is what the learner needs of the model store
@@ -361,6 +376,11 @@ func (l *Learner) run() {
 		select {
 		case <-l.stop:
 			return
+		default:
+		}
+		select {
+		case <-l.stop:
+			return
 		case <-t.C:
 			l.schedule()
 		case j := <-l.jobs:
@@ -369,19 +389,27 @@ func (l *Learner) run() {
 	}
 }
 
-// schedule queues a challenger for every idle stream with enough recent
-// windows.
+// schedule trains a challenger for every champion and key with an idle
+// stream with enough recent windows (one per champion and key: the
+// challenger is trained on the windows of all its streams, see challenge).
 func (l *Learner) schedule() {
 	l.mu.Lock()
+	var all []string
+	for n := range l.streams {
+		all = append(all, n)
+	}
+	sort.Strings(all)
 	var names []string
-	for n, s := range l.streams {
-		if !s.busy && len(s.recent) >= l.cfg.MinRecent && s.champion != "" {
+	picked := map[[2]string]bool{}
+	for _, n := range all {
+		s := l.streams[n]
+		if !s.busy && len(s.recent) >= l.cfg.MinRecent && s.champion != "" && !picked[[2]string{s.key, s.champion}] {
 			s.busy = true
+			picked[[2]string{s.key, s.champion}] = true
 			names = append(names, n)
 		}
 	}
 	l.mu.Unlock()
-	sort.Strings(names)
 	for _, n := range names {
 		l.challenge(job{stream: n, trigger: "schedule"})
 	}

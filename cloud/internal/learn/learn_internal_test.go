@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/outpost-iot/outpost/cloud/internal/api"
@@ -133,7 +134,7 @@ func TestDriftAndChallenger(t *testing.T) {
 	}
 	t.Logf("drift: %+v", rep)
 
-	ch, err := trainChallenger(champ.m, 2, after[:72], l.cfg.Fit)
+	ch, err := trainChallenger(champ.m, 2, after[:72], 1, l.cfg.Fit)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +152,7 @@ func TestDriftAndChallenger(t *testing.T) {
 		t.Fatalf("the challenger trained on the new regime is not better: %+v", cmp)
 	}
 	// The same rule rejects a challenger trained on the old regime.
-	old, err := trainChallenger(champ.m, 3, before, train.Config{Epochs: 20, Seed: 1})
+	old, err := trainChallenger(champ.m, 3, before, 1, train.Config{Epochs: 20, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,5 +215,49 @@ func TestTargets(t *testing.T) {
 		if got != c.want || (err != nil) != (c.want == "") {
 			t.Errorf("%v: got %q, %v; want %q", c.devs, got, err, c.want)
 		}
+	}
+}
+
+// TestPeers: a challenger is trained on the windows of every stream whose
+// champion runs under the same desired-models key, the triggering stream
+// first.
+func TestPeers(t *testing.T) {
+	l := &Learner{streams: map[string]*stream{}}
+	for _, s := range []*stream{
+		{name: "sensors/c", key: "sensors/#", champion: "ae-edge@1"},
+		{name: "sensors/a", key: "sensors/#", champion: "ae-edge@1"},
+		{name: "sensors/b", key: "sensors/#", champion: "ae-edge@1"},
+		{name: "sensors/d", key: "sensors/#", champion: "ae-edge@2"},
+		{name: "pumps/e", key: "*", champion: "ae-edge@1"},
+	} {
+		l.streams[s.name] = s
+	}
+	var got []string
+	for _, p := range l.peers(l.streams["sensors/b"]) {
+		got = append(got, p.name)
+	}
+	if want := []string{"sensors/b", "sensors/a", "sensors/c"}; !slices.Equal(got, want) {
+		t.Fatalf("peers of sensors/b = %v, want %v", got, want)
+	}
+	if p := l.peers(l.streams["pumps/e"]); len(p) != 1 {
+		t.Fatalf("pumps/e has peers under another key: %d", len(p))
+	}
+}
+
+// TestThin: a training set over the bound keeps evenly spaced examples.
+func TestThin(t *testing.T) {
+	var xs [][]float64
+	for i := 0; i < 10; i++ {
+		xs = append(xs, []float64{float64(i)})
+	}
+	if got := thin(xs, 20); len(got) != 10 {
+		t.Fatalf("thin below the bound changed the set: %v", got)
+	}
+	var got []float64
+	for _, x := range thin(xs, 4) {
+		got = append(got, x[0])
+	}
+	if want := []float64{0, 2, 5, 7}; !slices.Equal(got, want) {
+		t.Fatalf("thin(10 → 4) = %v, want %v", got, want)
 	}
 }

@@ -115,6 +115,19 @@ func examples(m *manifest.Manifest, wins [][]float64) (xs, ys [][]float64) {
 	return xs, ys
 }
 
+// thin returns at most n of xs, evenly spaced (xs itself when it has no
+// more).
+func thin(xs [][]float64, n int) [][]float64 {
+	if len(xs) <= n {
+		return xs
+	}
+	out := make([][]float64, n)
+	for i := range out {
+		out[i] = xs[i*len(xs)/n]
+	}
+	return out
+}
+
 // trained is a challenger: its manifest, int8 .tflite bytes and training
 // figures.
 type trained struct {
@@ -133,7 +146,7 @@ type trained struct {
 // each residual by a scale learnt from the stream itself, so the
 // champion's calibrated thresholds carry over), new version, file, sha256
 // and training record.
-func trainChallenger(champ *manifest.Manifest, version int, wins [][]float64, fit train.Config) (*trained, error) {
+func trainChallenger(champ *manifest.Manifest, version int, wins [][]float64, streams int, fit train.Config) (*trained, error) {
 	sizes := champ.Training.Layers
 	wantOut := 1
 	if champ.Kind == manifest.KindAutoencoder {
@@ -146,6 +159,7 @@ func trainChallenger(champ *manifest.Manifest, version int, wins [][]float64, fi
 	if len(xs) == 0 {
 		return nil, errors.New("no training windows long enough for the model")
 	}
+	xs, ys = thin(xs, MaxTrainExamples), thin(ys, MaxTrainExamples)
 	mlp, loss, err := train.Fit(sizes, xs, ys, fit)
 	if err != nil {
 		return nil, err
@@ -163,7 +177,7 @@ func trainChallenger(champ *manifest.Manifest, version int, wins [][]float64, fi
 	m.IO = "float32 in, float32 out; int8 inside (QUANTIZE first, DEQUANTIZE last)"
 	m.Training = manifest.Training{
 		Corpus:  "outpost samples",
-		Data:    fmt.Sprintf("%d sampled normal windows the agents uploaded after drift or on schedule (%d examples); champion %s", len(wins), len(xs), champ.ID()),
+		Data:    fmt.Sprintf("%d sampled normal windows of %d streams the agents uploaded after drift or on schedule (%d examples); champion %s", len(wins), max(streams, 1), len(xs), champ.ID()),
 		Windows: len(xs), Seed: fit.Seed, Epochs: fit.Epochs, Layers: append([]int(nil), sizes...),
 		Command: "outpost-cloud learn",
 	}
