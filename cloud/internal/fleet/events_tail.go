@@ -3,7 +3,6 @@ package fleet
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/outpost-iot/outpost/cloud/internal/api"
@@ -46,7 +45,7 @@ func newEventsTailCmd(g *globals) *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			if g.output == "table" {
-				fmt.Fprintf(out, "%-20s  %-16s  %8s  %-28s  %-9s  %7s  %s\n", "TS", "AGENT", "SEQ", "STREAM", "KIND", "SCORE", "VALUE")
+				fmt.Fprintf(out, tailFormat, "TS", "AGENT", "SEQ", "STREAM", "KIND", "SCORE", "VALUE", "MODEL")
 			}
 			cmd.PrintErrf("following %s on %s; Ctrl-C to stop\n", subject, g.natsURL)
 			msgs, err := cons.Messages()
@@ -82,10 +81,14 @@ func newEventsTailCmd(g *globals) *cobra.Command {
 					continue
 				}
 				r := eventRow(e)
-				fmt.Fprintf(out, "%-20s  %-16s  %8s  %-28s  %-9s  %7s  %s\n", r[0], r[1], r[2], r[3], r[4], r[5], strings.Join(r[6:8], " "))
+				fmt.Fprintf(out, tailFormat, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7])
 			}
 		},
 	}
 	cmd.Flags().StringVar(&agent, "agent", "", "only events of this agent id")
 	return cmd
 }
+
+// tailFormat lays out a followed event as a table row; sequence numbers of
+// new outboxes are microseconds since 1970 (16 digits).
+const tailFormat = "%-20s  %-16s  %16s  %-28s  %-9s  %7s  %10s  %s\n"
