@@ -1,9 +1,12 @@
 // Package uplink publishes the outbox's records to JetStream, strictly in
 // seq order, each with Nats-Msg-Id = names.MsgID(agent, seq) so that the
 // stream drops duplicates, and deletes a record from the outbox only after
-// JetStream acknowledged it. Publishing is asynchronous with a sliding window
-// of in-flight acknowledgements; failures (NATS unreachable, no stream, time
-// outs) are retried for ever with a back-off.
+// JetStream acknowledged it. The deletion rides on the outbox's next group
+// commit instead of a synced transaction of its own (a crash before that
+// commit resends the record, which the cloud drops as a duplicate by its
+// message id or high-water mark). Publishing is asynchronous with a sliding
+// window of in-flight acknowledgements; failures (NATS unreachable, no
+// stream, time outs) are retried for ever with a back-off.
 //
 // Order. A record may reach the stream only after every record before it
 // did. Three things could break that with a plain async publisher, and the
@@ -46,7 +49,10 @@ import (
 // Source is what the uplink needs of the outbox.
 type Source interface {
 	Pending(after uint64, max int) ([]outbox.Record, error)
-	Delete(seqs ...uint64) error
+	// DeleteLater deletes acknowledged records in the source's next
+	// commit (see outbox.Outbox.DeleteLater); Pending no longer returns
+	// them.
+	DeleteLater(seqs ...uint64) error
 	Notify() <-chan struct{}
 }
 
@@ -238,7 +244,7 @@ func (u *Uplink) pump(ctx context.Context, c *conn, progress func()) error {
 		if len(acked) == 0 {
 			return nil
 		}
-		if err := u.src.Delete(acked...); err != nil {
+		if err := u.src.DeleteLater(acked...); err != nil {
 			return outboxError{err}
 		}
 		u.lag.ack(acked[len(acked)-1])
