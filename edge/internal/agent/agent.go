@@ -144,6 +144,12 @@ type Agent struct {
 	readings, decodeErrors, anomalies, uncertain, drops atomic.Uint64
 	lateDropped, duplicates, filled, gapsReset          atomic.Uint64
 	lastErr                                             atomic.Value // string
+
+	// decByTopic remembers decoderFor's answer per topic (handle's
+	// goroutine only; decoders do not change while the agent runs).
+	decByTopic map[string]decode.Decoder
+	// vid is the state of video rules (video.go).
+	vid videoState
 }
 
 type topicDecoder struct {
@@ -217,7 +223,7 @@ func build(opts Options, p profile.Profile, key string) (*Agent, error) {
 			if err != nil {
 				return nil, fmt.Errorf("agent: streams[%d].model: %w", i, err)
 			}
-			if a.runners[s.Model], err = modelscore.NewRunner(m, model); err != nil {
+			if a.runners[s.Model], err = newRunner(m, model); err != nil { // video.go
 				return nil, fmt.Errorf("agent: streams[%d].model: %w", i, err)
 			}
 		}
@@ -242,6 +248,9 @@ func (a *Agent) newDetector(s profile.Stream) (*detect.Detector, error) {
 		return nil, fmt.Errorf("model %q not loaded", s.Model)
 	}
 	cfg.Low, cfg.High = thresholds(s, r)
+	if r.IsVector() {
+		return a.newVectorDetector(cfg, r) // video.go
+	}
 	return detect.NewWithScorer(cfg, modelScorer(s, r))
 }
 
@@ -494,9 +503,15 @@ func (a *Agent) run(ctx context.Context) (restart bool, err error) {
 	a.in.Pause()
 	a.saveCheckpoint()
 	a.commitSummary(time.Now().UTC())
-	// Give the uplink a moment to send what is committed.
+	// Give the uplink a moment to send what is committed (also while it
+	// is still dialing: a failed dial counts a failure), committing the
+	// deletions it queued (outbox.DeleteLater) as it goes.
 	deadline := time.Now().Add(2 * time.Second)
-	for a.box.Stats().Depth > 0 && a.up.Stats().Connected && time.Now().Before(deadline) {
+	for time.Now().Before(deadline) {
+		a.box.Flush()
+		if st := a.up.Stats(); a.box.Stats().Depth == 0 || (!st.Connected && st.Failures > 0) {
+			break
+		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	stopUp()
@@ -542,13 +557,25 @@ func (a *Agent) registerFuncs() {
 func (a *Agent) setErr(err error) { a.lastErr.Store(err.Error()) }
 
 func (a *Agent) decoderFor(topic string) decode.Decoder {
+	if d, ok := a.decByTopic[topic]; ok {
+		return d
+	}
+	var dec decode.Decoder
 	for _, d := range a.decoders {
 		if profile.MatchFilter(d.filter, topic) {
-			return d.dec
+			dec = d.dec
+			break
 		}
 	}
-	return nil
+	if a.decByTopic == nil || len(a.decByTopic) >= maxDecoderCache {
+		a.decByTopic = map[string]decode.Decoder{} // bounded: topics are the publishers' to choose
+	}
+	a.decByTopic[topic] = dec
+	return dec
 }
+
+// maxDecoderCache bounds the topics whose decoder handle remembers.
+const maxDecoderCache = 4096
 
 // errNoDecoder is the decode error of a topic no decoder is configured for.
 var errNoDecoder = errors.New("no decoder for topic")
@@ -588,8 +615,8 @@ func (a *Agent) handle(m ingest.Message) {
 	// A reading that warmed a stream up, or that waits in a stream's
 	// reorder buffer, is acknowledged once a checkpoint holding it is
 	// committed (checkpoint.go).
-	warming := false
-	for _, r := range rs {
+	judge, warming := a.vectorReadings(rs) // video rules: video.go
+	for _, r := range judge {
 		d := a.detector(r.Stream)
 		a.cpDirty[r.Stream] = struct{}{}
 		var fate detect.Fate

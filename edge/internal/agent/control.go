@@ -202,6 +202,9 @@ func (a *Agent) setModel(key string, r *modelscore.Runner, named bool) error {
 		_, err := a.InstalledModel(key)
 		return err
 	}
+	if err := a.checkSwap(key, r); err != nil { // video rules: video.go
+		return err
+	}
 	a.cpMu.Lock()
 	defer a.cpMu.Unlock()
 	a.modelMu.Lock()
@@ -225,7 +228,7 @@ func (a *Agent) setModel(key string, r *modelscore.Runner, named bool) error {
 			continue
 		}
 		low, high := thresholds(s, nr)
-		if err := d.SwapScorer(modelScorer(s, nr), low, high); err != nil {
+		if err := a.swapScorer(d, s, nr, low, high); err != nil {
 			errs = append(errs, fmt.Errorf("stream %s: %w", stream, err))
 			continue
 		}

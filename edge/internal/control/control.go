@@ -750,7 +750,11 @@ func (c *Controller) open(key, id string, blob []byte) (*modelscore.Runner, *man
 	if err != nil {
 		return fail(ReasonLoad, err)
 	}
-	r, err := modelscore.NewRunner(m, model)
+	newRunner := modelscore.NewRunner
+	if m.Features > 1 { // a vector (video) model: the agent checks it fits the rule it swaps
+		newRunner = modelscore.NewVectorRunner
+	}
+	r, err := newRunner(m, model)
 	if err != nil {
 		return fail(ReasonLoad, err)
 	}
@@ -765,6 +769,9 @@ func (c *Controller) open(key, id string, blob []byte) (*modelscore.Runner, *man
 // the model's window and warm-up; every score after that must be finite.
 // It uses r's interpreter, which must not be in use.
 func Test(r *modelscore.Runner) error {
+	if r.IsVector() {
+		return testVector(r)
+	}
 	m := r.Manifest()
 	s := modelscore.New(r)
 	n := m.Window + m.Warmup + 16
@@ -782,6 +789,41 @@ func Test(r *modelscore.Runner) error {
 	}
 	if scored == 0 {
 		return fmt.Errorf("test run: no score after %d readings (window %d, warm-up %d): the model did not run", n, m.Window, m.Warmup)
+	}
+	return nil
+}
+
+// testVector is Test for a vector model: a fresh vector scorer scores
+// synthetic vectors (each feature its manifest mean, or 1 without one,
+// plus a slow sine of its std) past the window and warm-up.
+func testVector(r *modelscore.Runner) error {
+	m := r.Manifest()
+	s := modelscore.NewVector(r)
+	v := make([]float64, m.Features)
+	n := m.Window + m.Warmup + 16
+	scored := 0
+	for i := 0; i < n; i++ {
+		for f := range v {
+			mean, std := 1.0, 0.1
+			if f < len(m.FeatureMean) {
+				mean = m.FeatureMean[f]
+			}
+			if f < len(m.FeatureStd) {
+				std = m.FeatureStd[f]
+			}
+			v[f] = mean + std*math.Sin(float64(i+3*f)*2*math.Pi/50)
+		}
+		score, ok := s.StepVector(v)
+		if !ok {
+			continue
+		}
+		if math.IsNaN(score) || math.IsInf(score, 0) {
+			return fmt.Errorf("test run: vector %d scored %v", i, score)
+		}
+		scored++
+	}
+	if scored == 0 {
+		return fmt.Errorf("test run: no score after %d vectors (window %d, warm-up %d): the model did not run", n, m.Window, m.Warmup)
 	}
 	return nil
 }
