@@ -35,9 +35,7 @@ type Scorer struct {
 	hist    []float64 // the last Window readings, oldest first (shifted)
 	win     []float64
 	warmup  int
-	n       int // residuals seen
-	sum     float64
-	scale   float64
+	sc      manifest.ResidualScale
 	// Last holds the last residual and prediction (for tests and reports).
 	Last struct {
 		Residual float64
@@ -77,7 +75,7 @@ func (s *Scorer) Manifest() *manifest.Manifest { return s.m }
 // Reset forgets every reading.
 func (s *Scorer) Reset() {
 	s.hist = s.hist[:0]
-	s.n, s.sum, s.scale = 0, 0, 0
+	s.sc = manifest.ResidualScale{}
 	s.warmup = s.m.Warmup
 }
 
@@ -125,27 +123,11 @@ func (s *Scorer) Step(v float64) (score float64, ok bool, err error) {
 	}
 	s.Last.Residual, s.Last.Output = r, s.out
 	a := math.Abs(r)
-	if s.n < s.warmup {
-		s.n++
-		s.sum += a
-		if s.m.Scale == manifest.ScaleMax {
-			s.scale = math.Max(s.scale, a)
-		} else {
-			s.scale = s.sum / float64(s.n)
-		}
+	scale, ok := s.sc.Fold(s.m, s.warmup, a, s.m.StdFloor*math.Max(1, math.Abs(mean)))
+	if !ok {
 		return 0, false, nil
 	}
-	scale := s.scale
-	if f := s.m.StdFloor * math.Max(1, math.Abs(mean)); !(scale >= f) {
-		scale = f
-	}
 	score = a / scale
-	s.n++
-	if s.m.Scale == manifest.ScaleMax {
-		s.scale = math.Max(s.scale*(1-s.m.ScaleAlpha), math.Min(a, s.m.ScaleClamp*scale))
-	} else {
-		s.scale += s.m.ScaleAlpha * (math.Min(a, s.m.ScaleClamp*scale) - s.scale)
-	}
 	return score, true, nil
 }
 

@@ -2,7 +2,6 @@ package stock
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/outpost-iot/outpost/models/manifest"
 	"github.com/outpost-iot/outpost/models/tflite"
@@ -28,9 +27,7 @@ type VectorScorer struct {
 	hist    []float32 // the last Window normalised vectors, oldest first, flattened
 	base    manifest.Baseline
 	n       int // vectors held, up to Window
-	res     int // residuals seen
-	sum     float64
-	scale   float64
+	sc      manifest.ResidualScale
 	// Last holds the last residual (for tests and reports).
 	Last struct {
 		Residual float64
@@ -71,7 +68,7 @@ func (s *VectorScorer) Manifest() *manifest.Manifest { return s.m }
 
 // Reset forgets every reading.
 func (s *VectorScorer) Reset() {
-	s.n, s.res, s.sum, s.scale = 0, 0, 0, 0
+	s.n, s.sc = 0, manifest.ResidualScale{}
 	s.base.Started = false
 }
 
@@ -95,24 +92,11 @@ func (s *VectorScorer) Step(v []float64) (score float64, ok bool, err error) {
 	if err != nil {
 		return 0, false, err
 	}
-	if s.res < s.m.Warmup {
-		s.res++
-		s.sum += r
-		if s.m.Scale == manifest.ScaleMax {
-			s.scale = math.Max(s.scale, r)
-		} else {
-			s.scale = s.sum / float64(s.res)
-		}
+	scale, ok := s.sc.Fold(s.m, s.m.Warmup, r, vectorScaleFloor)
+	if !ok {
 		return 0, false, nil
 	}
-	scale := math.Max(s.scale, vectorScaleFloor)
 	score = r / scale
-	s.res++
-	if s.m.Scale == manifest.ScaleMax {
-		s.scale = math.Max(s.scale*(1-s.m.ScaleAlpha), math.Min(r, s.m.ScaleClamp*scale))
-	} else {
-		s.scale += s.m.ScaleAlpha * (math.Min(r, s.m.ScaleClamp*scale) - s.scale)
-	}
 	return score, true, nil
 }
 
@@ -124,16 +108,7 @@ func (s *VectorScorer) Residual(window []float32) (float64, error) {
 	if err := s.ip.Invoke(); err != nil {
 		return 0, err
 	}
-	first := 0
-	if k := s.m.ResidualLast; k > 0 {
-		first = (s.m.Window - k) * s.m.Features
-	}
-	var ss float64
-	for i := first; i < len(s.in); i++ {
-		d := float64(s.in[i] - s.out[i])
-		ss += d * d
-	}
-	r := math.Sqrt(ss / float64(len(s.in)-first))
+	r := s.m.VectorResidual(s.in, s.out)
 	s.Last.Residual, s.Last.Output = r, s.out
 	return r, nil
 }

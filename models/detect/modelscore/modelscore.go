@@ -95,10 +95,9 @@ type Scorer struct {
 	hist []float64
 	next int
 	n    int // readings held, up to Window
-	res  int // residuals seen (the first manifest Warmup set the scale)
-	sum  float64
-	// scale is the residual scale.
-	scale float64
+	// sc is the residual scale (the first manifest Warmup residuals set
+	// it).
+	sc manifest.ResidualScale
 	// residual: Step scores |residual| itself (NewResidual).
 	residual bool
 }
@@ -129,7 +128,7 @@ func (s *Scorer) Model() string { return s.r.id }
 func (s *Scorer) Runner() *Runner { return s.r }
 
 // Scale returns the residual scale and the number of residuals seen.
-func (s *Scorer) Scale() (scale float64, residuals int) { return s.scale, s.res }
+func (s *Scorer) Scale() (scale float64, residuals int) { return s.sc.Scale, s.sc.N }
 
 // Step implements detect.Scorer as stock.Scorer.Step does: an autoencoder
 // scores the Window readings ending with v, a forecaster v against the
@@ -174,31 +173,13 @@ func (s *Scorer) Step(v float64) (float64, bool) {
 		return 0, false
 	}
 	a := math.Abs(r)
-	if s.res < m.Warmup {
-		s.res++
-		s.sum += a
-		if m.Scale == manifest.ScaleMax {
-			s.scale = math.Max(s.scale, a)
-		} else {
-			s.scale = s.sum / float64(s.res)
-		}
+	scale, ok := s.sc.Fold(m, m.Warmup, a, m.StdFloor*math.Max(1, math.Abs(mean)))
+	if !ok {
 		return 0, false
-	}
-	scale := s.scale
-	if f := m.StdFloor * math.Max(1, math.Abs(mean)); !(scale >= f) {
-		scale = f
 	}
 	score := a / scale
 	if s.residual {
 		score = a
-	}
-	if s.res < math.MaxInt32 {
-		s.res++
-	}
-	if m.Scale == manifest.ScaleMax {
-		s.scale = math.Max(s.scale*(1-m.ScaleAlpha), math.Min(a, m.ScaleClamp*scale))
-	} else {
-		s.scale += m.ScaleAlpha * (math.Min(a, m.ScaleClamp*scale) - s.scale)
 	}
 	return score, true
 }
@@ -251,9 +232,9 @@ func (s *Scorer) AppendState(b []byte) ([]byte, error) {
 	for i := 0; i < s.n; i++ {
 		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(s.hist[start+i]))
 	}
-	b = binary.AppendUvarint(b, uint64(s.res))
-	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(s.sum))
-	return binary.LittleEndian.AppendUint64(b, math.Float64bits(s.scale)), nil
+	b = binary.AppendUvarint(b, uint64(s.sc.N))
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(s.sc.Sum))
+	return binary.LittleEndian.AppendUint64(b, math.Float64bits(s.sc.Scale)), nil
 }
 
 // RestoreState implements detect.Scorer; count is not used (the model's
@@ -287,11 +268,11 @@ func (s *Scorer) RestoreState(b []byte, _ int) (detect.Scorer, []byte, error) {
 	if !ok || len(b) < 16 || res > math.MaxInt32 {
 		return nil, nil, fmt.Errorf("%w: truncated", ErrState)
 	}
-	c.res = int(res)
-	c.sum = math.Float64frombits(binary.LittleEndian.Uint64(b))
-	c.scale = math.Float64frombits(binary.LittleEndian.Uint64(b[8:]))
-	if math.IsNaN(c.scale) || c.scale < 0 || math.IsNaN(c.sum) {
-		return nil, nil, fmt.Errorf("%w: scale %g", ErrState, c.scale)
+	c.sc.N = int(res)
+	c.sc.Sum = math.Float64frombits(binary.LittleEndian.Uint64(b))
+	c.sc.Scale = math.Float64frombits(binary.LittleEndian.Uint64(b[8:]))
+	if math.IsNaN(c.sc.Scale) || c.sc.Scale < 0 || math.IsNaN(c.sc.Sum) {
+		return nil, nil, fmt.Errorf("%w: scale %g", ErrState, c.sc.Scale)
 	}
 	return c, b[16:], nil
 }

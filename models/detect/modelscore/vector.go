@@ -60,10 +60,8 @@ type VectorScorer struct {
 	hist []float32 // the last Window normalised vectors, oldest first, flattened
 	n    int       // vectors held, up to Window
 	base manifest.Baseline
-	res  int
-	sum  float64
-	// scale is the residual scale.
-	scale float64
+	// sc is the residual scale.
+	sc manifest.ResidualScale
 }
 
 // NewVector returns a scorer of one vector stream running on r (from
@@ -113,36 +111,12 @@ func (s *VectorScorer) StepVector(v []float64) (score float64, ok bool) {
 	if s.r.ip.Invoke() != nil {
 		return 0, false
 	}
-	first := 0
-	if k := m.ResidualLast; k > 0 {
-		first = (m.Window - k) * F
-	}
-	var ss float64
-	for i := first; i < len(s.r.in); i++ {
-		d := float64(s.r.in[i] - s.r.out[i])
-		ss += d * d
-	}
-	r := math.Sqrt(ss / float64(len(s.r.in)-first))
-	if s.res < m.Warmup {
-		s.res++
-		s.sum += r
-		if m.Scale == manifest.ScaleMax {
-			s.scale = math.Max(s.scale, r)
-		} else {
-			s.scale = s.sum / float64(s.res)
-		}
+	r := m.VectorResidual(s.r.in, s.r.out)
+	scale, ok := s.sc.Fold(m, m.Warmup, r, 1e-6)
+	if !ok {
 		return 0, false
 	}
-	scale := math.Max(s.scale, 1e-6)
 	score = r / scale
-	if s.res < math.MaxInt32 {
-		s.res++
-	}
-	if m.Scale == manifest.ScaleMax {
-		s.scale = math.Max(s.scale*(1-m.ScaleAlpha), math.Min(r, m.ScaleClamp*scale))
-	} else {
-		s.scale += m.ScaleAlpha * (math.Min(r, m.ScaleClamp*scale) - s.scale)
-	}
 	return score, true
 }
 
@@ -170,8 +144,8 @@ func (s *VectorScorer) AppendState(b []byte) []byte {
 	} else {
 		b = append(b, 0)
 	}
-	b = binary.AppendUvarint(b, uint64(s.res))
-	return f64(f64(b, s.sum), s.scale)
+	b = binary.AppendUvarint(b, uint64(s.sc.N))
+	return f64(f64(b, s.sc.Sum), s.sc.Scale)
 }
 
 // RestoreState returns a scorer on the same runner holding the state at
@@ -237,11 +211,11 @@ func (s *VectorScorer) RestoreState(b []byte) (*VectorScorer, []byte, error) {
 	if !ok || len(b) < 16 || res > math.MaxInt32 {
 		return bad("truncated")
 	}
-	c.res = int(res)
-	c.sum = math.Float64frombits(binary.LittleEndian.Uint64(b))
-	c.scale = math.Float64frombits(binary.LittleEndian.Uint64(b[8:]))
-	if math.IsNaN(c.scale) || c.scale < 0 || math.IsNaN(c.sum) {
-		return bad(fmt.Sprintf("scale %g", c.scale))
+	c.sc.N = int(res)
+	c.sc.Sum = math.Float64frombits(binary.LittleEndian.Uint64(b))
+	c.sc.Scale = math.Float64frombits(binary.LittleEndian.Uint64(b[8:]))
+	if math.IsNaN(c.sc.Scale) || c.sc.Scale < 0 || math.IsNaN(c.sc.Sum) {
+		return bad(fmt.Sprintf("scale %g", c.sc.Scale))
 	}
 	return c, b[16:], nil
 }
