@@ -160,8 +160,9 @@ type topicDecoder struct {
 type streamStats struct {
 	wire.StreamSummary
 	sum float64
-	// sampleFill is sampleOf.AppendWindow, made once per detector (a
-	// method value made per reading would allocate).
+	// sampleFill is sampleOf.AppendWindow when sampleOf is model-scored
+	// (its windows are sampled), else nil; decided once per detector (a
+	// method value made per reading would allocate, and Config copies).
 	sampleOf   *detect.Detector
 	sampleFill func([]float64) []float64
 }
@@ -662,13 +663,18 @@ func (a *Agent) handle(m ingest.Message) {
 				s.Anomalies++
 			} else if j.Level == detect.Uncertain {
 				s.Uncertain++
-			} else if j.Warm && d.Config().Scorer == profile.ScorerModel {
+			} else if j.Warm {
 				// A sample of the windows of model-scored streams judged
 				// normal trains the cloud's challengers.
 				if s.sampleOf != d {
-					s.sampleOf, s.sampleFill = d, d.AppendWindow
+					s.sampleOf, s.sampleFill = d, nil
+					if d.Config().Scorer == profile.ScorerModel {
+						s.sampleFill = d.AppendWindow
+					}
 				}
-				a.smp.OfferFunc(r.Stream, j.TS, s.sampleFill)
+				if s.sampleFill != nil {
+					a.smp.OfferFunc(r.Stream, j.TS, s.sampleFill)
+				}
 			}
 			if j.Emit {
 				kind := wire.KindAnomaly
