@@ -37,21 +37,51 @@ type Spec struct {
 	Stride int
 	// Fit configures the training (epochs, batch, step size, seed).
 	Fit Config
-	// Scale, Warmup, ScaleAlpha and ScaleClamp are the score's parameters
-	// (manifest.Manifest). Defaults manifest.ScaleMax, 64, 0.002, 4.
-	Scale      string
-	Warmup     int
-	ScaleAlpha float64
-	ScaleClamp float64
-	// LowQuantile and HighQuantile of the held-out scores are the
-	// thresholds. Defaults 0.995 and 0.9995.
-	LowQuantile, HighQuantile float64
+	// ScoreSpec: the score's parameters and threshold quantiles; default
+	// warm-up 64.
+	ScoreSpec
 	// Command is recorded in the manifest.
 	Command string
 }
 
+// ScoreSpec is what a trained model's manifest records of its score: the
+// parameters of its residual scale (manifest.Manifest's Scale, Warmup,
+// ScaleAlpha and ScaleClamp; defaults manifest.ScaleMax, the model's
+// warm-up, 0.002 and 4) and the quantiles of the held-out scores that
+// become its thresholds (defaults 0.995 and 0.9995).
+type ScoreSpec struct {
+	Scale                     string
+	Warmup                    int
+	ScaleAlpha                float64
+	ScaleClamp                float64
+	LowQuantile, HighQuantile float64
+}
+
+func (s ScoreSpec) withDefaults(warmup int) ScoreSpec {
+	if s.Scale == "" {
+		s.Scale = manifest.ScaleMax
+	}
+	if s.Warmup == 0 {
+		s.Warmup = warmup
+	}
+	if s.ScaleAlpha == 0 {
+		s.ScaleAlpha = 0.002
+	}
+	if s.ScaleClamp == 0 {
+		s.ScaleClamp = 4
+	}
+	if s.LowQuantile == 0 {
+		s.LowQuantile = 0.995
+	}
+	if s.HighQuantile == 0 {
+		s.HighQuantile = 0.9995
+	}
+	return s
+}
+
 // WithDefaults returns s with zero fields set to their defaults.
 func (s Spec) WithDefaults() Spec {
+	s.ScoreSpec = s.ScoreSpec.withDefaults(64)
 	if s.Name == "" {
 		s.Name = "model"
 	}
@@ -81,24 +111,6 @@ func (s Spec) WithDefaults() Spec {
 	}
 	if s.Stride == 0 {
 		s.Stride = 1
-	}
-	if s.Warmup == 0 {
-		s.Warmup = 64
-	}
-	if s.ScaleAlpha == 0 {
-		s.ScaleAlpha = 0.002
-	}
-	if s.Scale == "" {
-		s.Scale = manifest.ScaleMax
-	}
-	if s.ScaleClamp == 0 {
-		s.ScaleClamp = 4
-	}
-	if s.LowQuantile == 0 {
-		s.LowQuantile = 0.995
-	}
-	if s.HighQuantile == 0 {
-		s.HighQuantile = 0.9995
 	}
 	return s
 }

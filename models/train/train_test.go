@@ -247,7 +247,7 @@ func TestBuildSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := Spec{Window: 16, Hidden: []int{16, 8}, Stride: 2, Fit: Config{Epochs: 3, Seed: 5}, Warmup: 32}
+	spec := Spec{Window: 16, Hidden: []int{16, 8}, Stride: 2, Fit: Config{Epochs: 3, Seed: 5}, ScoreSpec: ScoreSpec{Warmup: 32}}
 	var log bytes.Buffer
 	a, err := Build(c, spec, &log)
 	if err != nil {

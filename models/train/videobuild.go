@@ -54,21 +54,16 @@ type VideoSpec struct {
 	ResidualLast int
 	// Fit configures the training; Fit.Seed also draws the scenes.
 	Fit Config
-	// Scale, Warmup, ScaleAlpha, ScaleClamp: the score's parameters
-	// (manifest.Manifest). Defaults manifest.ScaleMax, 60, 0.002, 4.
-	Scale      string
-	Warmup     int
-	ScaleAlpha float64
-	ScaleClamp float64
-	// LowQuantile and HighQuantile of the held-out scores are the
-	// thresholds. Defaults 0.995 and 0.9995.
-	LowQuantile, HighQuantile float64
+	// ScoreSpec: the score's parameters and threshold quantiles; default
+	// warm-up 60.
+	ScoreSpec
 	// Command is recorded in the manifest.
 	Command string
 }
 
 // WithDefaults returns s with zero fields set to their defaults.
 func (s VideoSpec) WithDefaults() VideoSpec {
+	s.ScoreSpec = s.ScoreSpec.withDefaults(60)
 	if s.Name == "" {
 		s.Name = "ae-video"
 	}
@@ -122,24 +117,6 @@ func (s VideoSpec) WithDefaults() VideoSpec {
 	}
 	if s.OtherClip == 0 {
 		s.OtherClip = 3
-	}
-	if s.Scale == "" {
-		s.Scale = manifest.ScaleMax
-	}
-	if s.Warmup == 0 {
-		s.Warmup = 60
-	}
-	if s.ScaleAlpha == 0 {
-		s.ScaleAlpha = 0.002
-	}
-	if s.ScaleClamp == 0 {
-		s.ScaleClamp = 4
-	}
-	if s.LowQuantile == 0 {
-		s.LowQuantile = 0.995
-	}
-	if s.HighQuantile == 0 {
-		s.HighQuantile = 0.9995
 	}
 	return s
 }
