@@ -183,7 +183,8 @@ type Judgement struct {
 	// (Config.RangeMargin).
 	OutOfRange bool
 	// Novelty is the novelty channel's likelihood score (Config.Novelty;
-	// 0 while it learns), before its scaling to the detector's High.
+	// 0 while it learns), before its scaling to the detector's High; set
+	// during the channel's hold-off too, when it does not count.
 	Novelty float64
 	// Emit says this reading starts (or escalates) an incident and must be
 	// forwarded as an event of kind Level.
@@ -282,6 +283,9 @@ type Detector struct {
 	// Likelihood stage and novelty channel (nil: off).
 	lik *Likelihood
 	nov *novelty
+	// sinceAnomaly counts the readings judged since the last one judged
+	// anomalous (-1: none yet), for the novelty channel's hold-off.
+	sinceAnomaly int
 	// Range of the readings so far (Config.RangeMargin, Config.Novelty):
 	// rangeN readings, from lo to hi.
 	rangeN uint64
@@ -369,7 +373,7 @@ func newDetector(cfg Config) (*Detector, error) {
 	if cfg.RangeWarmup == 0 {
 		cfg.RangeWarmup = DefaultRangeWarmup
 	}
-	d := &Detector{cfg: cfg, raw: make([]float64, cfg.Window), ts: make([]int64, cfg.Window)}
+	d := &Detector{cfg: cfg, raw: make([]float64, cfg.Window), ts: make([]int64, cfg.Window), sinceAnomaly: -1}
 	d.alpha = 1 - math.Exp2(-1/float64(cfg.HalfLife))
 	if cfg.Likelihood.Window > 0 {
 		l, err := NewLikelihood(cfg.Likelihood)
@@ -511,9 +515,14 @@ func (d *Detector) Judge(ts time.Time, v float64) Judgement {
 		if !j.Warm {
 			j.Score = 0
 		}
+		if d.sinceAnomaly >= 0 && d.sinceAnomaly < math.MaxInt32 {
+			d.sinceAnomaly++
+		}
 		if novOK && j.Warm {
 			j.Novelty = nov
-			j.Score = math.Max(j.Score, nov*d.cfg.High/d.cfg.Novelty.High)
+			if !d.novelHeld() {
+				j.Score = math.Max(j.Score, nov*d.cfg.High/d.cfg.Novelty.High)
+			}
 		}
 		if d.cfg.RangeMargin > 0 && d.rangeN >= uint64(d.cfg.RangeWarmup) && d.outOfRange(v) {
 			j.OutOfRange = true
@@ -522,6 +531,7 @@ func (d *Detector) Judge(ts time.Time, v float64) Judgement {
 		switch {
 		case j.Score >= d.cfg.High:
 			j.Level = Anomaly
+			d.sinceAnomaly = 0
 		case j.Score >= d.cfg.Low:
 			j.Level = Uncertain
 		}
@@ -561,6 +571,12 @@ func (d *Detector) Judge(ts time.Time, v float64) Judgement {
 		j.Window = d.window()
 	}
 	return j
+}
+
+// novelHeld reports whether the novelty channel is in its hold-off
+// (NoveltyConfig.Holdoff readings after an anomalous reading).
+func (d *Detector) novelHeld() bool {
+	return d.sinceAnomaly >= 0 && d.sinceAnomaly <= d.cfg.Novelty.Holdoff
 }
 
 // push adds a sample to the window and folds it into the scorer.

@@ -22,6 +22,11 @@ const (
 // scores go through a likelihood stage of their own (Config.Likelihood's
 // settings), and that likelihood score, scaled by Config.High / High,
 // raises the detector's score when it is higher. Bins 0 turns it off.
+//
+// Holdoff, when > 0, silences the channel for Holdoff readings after a
+// reading judged anomalous (by any channel): an anomaly, above all one that
+// widens the stream's range and so moves every bin, makes the readings
+// after it look new for a while, and those echoes are the same incident.
 type NoveltyConfig struct {
 	// Bins is the number of bins (2 to 255); 0: no novelty channel.
 	Bins int
@@ -31,6 +36,10 @@ type NoveltyConfig struct {
 	// High is the channel's likelihood score that counts as the
 	// detector's High. 0 means Config.High.
 	High float64
+	// Holdoff is the number of readings after an anomalous reading during
+	// which the channel does not raise the score (it keeps learning). 0:
+	// none.
+	Holdoff int
 }
 
 // validate reports a configuration the channel cannot run with.
@@ -38,8 +47,8 @@ func (c NoveltyConfig) validate() error {
 	if c.Bins == 0 {
 		return nil
 	}
-	if c.Bins < 2 || c.Bins > 255 || c.Length < 0 || c.Length > 8 || c.High < 0 || math.IsNaN(c.High) {
-		return fmt.Errorf("detect: novelty bins %d (2 to 255), length %d (1 to 8) or high %g", c.Bins, c.Length, c.High)
+	if c.Bins < 2 || c.Bins > 255 || c.Length < 0 || c.Length > 8 || c.High < 0 || math.IsNaN(c.High) || c.Holdoff < 0 {
+		return fmt.Errorf("detect: novelty bins %d (2 to 255), length %d (1 to 8), high %g or hold-off %d", c.Bins, c.Length, c.High, c.Holdoff)
 	}
 	n := 1
 	for range max(c.Length, 1) {

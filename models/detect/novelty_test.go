@@ -150,3 +150,105 @@ func TestNoveltyState(t *testing.T) {
 		t.Fatalf("into a detector without the channel: %v", err)
 	}
 }
+
+// TestNoveltyHoldoff: with Holdoff the novelty channel is silent for that
+// many readings after an anomalous one (here a spike out of range): a
+// course never taken 200 readings after the spike raises no event (the
+// channel's score is still reported), while without a hold-off it raises
+// one; a new course after the hold-off raises an event either way. The
+// hold-off survives a checkpoint (state version 5); a version 4 state
+// loads without one.
+func TestNoveltyHoldoff(t *testing.T) {
+	cfg := Config{Window: 40, Low: 0.9, High: 1, CooldownReadings: 20, Warmup: 10, RangeMargin: 0.01,
+		Likelihood: LikelihoodConfig{Window: 400, Average: 10}, Novelty: NoveltyConfig{Bins: 10, Length: 3}}
+	held := cfg
+	held.Novelty.Holdoff = 300
+	t0 := time.Unix(1700000000, 0)
+	val := func(i int, rng *rand.Rand) float64 {
+		v := float64(i%10) + rng.Float64()*0.2 // a saw tooth
+		switch {
+		case i == 2400:
+			v = 14 // out of range: an anomaly by the range rule
+		case i >= 2600 && i < 2630:
+			v = float64(9-i%10) + rng.Float64()*0.2 // backwards
+		case i >= 3000 && i < 3030:
+			v = float64(2*i%10) + rng.Float64()*0.2 // twice as fast
+		}
+		return v
+	}
+	type run struct {
+		// echo: an anomaly event in the 300 readings after the spike; late:
+		// a novelty anomaly event from reading 3000; heldScore: the channel
+		// reached 1 after the spike.
+		echo, late, heldScore bool
+	}
+	replay := func(c Config, restoreAt int) run {
+		d, err := New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewSource(5))
+		var r run
+		for i := range 3200 {
+			if i == restoreAt {
+				b, err := d.MarshalBinary()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if b[0] != stateVersion || stateVersion != 5 {
+					t.Fatalf("state version %d", b[0])
+				}
+				d2, _ := New(c)
+				if err := d2.UnmarshalBinary(b); err != nil {
+					t.Fatal(err)
+				}
+				if d2.sinceAnomaly != d.sinceAnomaly {
+					t.Fatalf("restored %d readings since the anomaly, want %d", d2.sinceAnomaly, d.sinceAnomaly)
+				}
+				d = d2
+			}
+			j := d.Judge(t0.Add(time.Duration(i)*time.Second), val(i, rng))
+			switch {
+			case i == 2400:
+				if !j.OutOfRange || j.Level != Anomaly {
+					t.Fatalf("spike: %+v", j)
+				}
+			case i > 2400 && i <= 2700 && j.Emit && j.Level == Anomaly:
+				r.echo = true
+			case i >= 2600 && i <= 2700 && j.Novelty >= 1:
+				r.heldScore = true
+			case i >= 3000 && j.Emit && j.Level == Anomaly && !j.OutOfRange:
+				r.late = true
+			}
+		}
+		return r
+	}
+	if r := replay(cfg, -1); !r.echo || !r.late {
+		t.Fatalf("without a hold-off: novelty after the spike %v, later novelty %v", r.echo, r.late)
+	}
+	for _, at := range []int{-1, 2500} {
+		if r := replay(held, at); r.echo || !r.heldScore || !r.late {
+			t.Fatalf("hold-off 300 (checkpoint at %d): novelty after the spike %v, its score reported %v, later novelty %v", at, r.echo, r.heldScore, r.late)
+		}
+	}
+	// A version 4 state loads with no hold-off in progress.
+	d, _ := New(held)
+	rng := rand.New(rand.NewSource(5))
+	for i := range 2450 {
+		d.Judge(t0.Add(time.Duration(i)*time.Second), val(i, rng))
+	}
+	b4, err := d.appendState(nil, stateV4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d4, _ := New(held)
+	if err := d4.UnmarshalBinary(b4); err != nil {
+		t.Fatalf("version 4 state: %v", err)
+	}
+	if !d.novelHeld() || d4.novelHeld() || d4.sinceAnomaly != -1 {
+		t.Fatalf("readings since the anomaly: %d, after a version 4 state %d", d.sinceAnomaly, d4.sinceAnomaly)
+	}
+	if err := (NoveltyConfig{Bins: 10, Holdoff: -1}).validate(); err == nil {
+		t.Fatal("negative hold-off accepted")
+	}
+}

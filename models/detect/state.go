@@ -18,12 +18,15 @@ import (
 // load into z-score detectors only. Version 4 appends, after the scorer's
 // state, the likelihood stage's state (Config.Likelihood) and the stream's
 // range (Config.RangeMargin); a version 3 state loads with both starting
-// afresh.
+// afresh. Version 5 appends the readings since the last anomalous one (the
+// novelty channel's hold-off); a version 4 state loads without a hold-off
+// in progress.
 const (
 	stateV1      = 1
 	stateV2      = 2
 	stateV3      = 3
-	stateVersion = 4
+	stateV4      = 4
+	stateVersion = 5
 )
 
 // ErrState: a checkpointed state does not fit this detector (other window
@@ -38,7 +41,7 @@ var ErrState = errors.New("detect: bad state")
 // that a restarted agent resumes detection at once.
 func (d *Detector) MarshalBinary() ([]byte, error) { return d.appendState(nil, stateVersion) }
 
-// appendState appends the state in format version (2 or 3) to b.
+// appendState appends the state in format version (2 to 5) to b.
 func (d *Detector) appendState(b []byte, version byte) ([]byte, error) {
 	if b == nil {
 		b = make([]byte, 0, 128+17*len(d.raw)+16*len(d.buf))
@@ -103,9 +106,15 @@ func (d *Detector) appendState(b []byte, version byte) ([]byte, error) {
 	b = appendFloat(b, d.lo)
 	b = appendFloat(b, d.hi)
 	if d.nov == nil {
-		return append(b, 0), nil
+		b = append(b, 0)
+	} else {
+		b = d.nov.appendState(append(b, 1))
 	}
-	return d.nov.appendState(append(b, 1)), nil
+	if version < 5 {
+		return b, nil
+	}
+	// Version 5: readings since the last anomalous one, plus one (0: none).
+	return binary.AppendUvarint(b, uint64(d.sinceAnomaly+1)), nil
 }
 
 // appendV1Head appends the fields version 1 began with.
@@ -315,6 +324,17 @@ func (d *Detector) UnmarshalBinary(b []byte) error {
 				return err
 			}
 		}
+	}
+	n.sinceAnomaly = -1
+	if version >= 5 {
+		since := r.uvarint()
+		if r.err != nil {
+			return r.err
+		}
+		if since > math.MaxInt32 {
+			return fmt.Errorf("%w: %d readings since an anomaly", ErrState, since)
+		}
+		n.sinceAnomaly = int(since) - 1
 	}
 	n.next, n.count, n.seen = int(next), int(count), int(seen)
 	n.incident, n.quiet = Level(incident), int(quiet)

@@ -201,8 +201,10 @@ type StockOptions struct {
 // the raw score, judged by the anomaly likelihood of its 10-reading
 // average against the last 1000 averages (deviation floored at 3% of
 // their mean, or 0.0009 if more); the novelty channel (12 bins,
-// contexts of 3 readings) with the same likelihood; a reading out of the
-// stream's range (widened by 0.5% of its width each side) an anomaly. A
+// contexts of 3 readings) with the same likelihood, silent for the 150
+// readings after an anomalous one (its echoes: an anomaly that widens the
+// range moves every bin); a reading out of the stream's range (widened by
+// 0.5% of its width each side) an anomaly. A
 // likelihood score of 1 is a tail probability of 1e-10 or less: both
 // channels must reach it (High 1); an incident is over after 30 readings
 // below Low. The edge's uncertain band is narrow (Low 0.99: the second
@@ -211,9 +213,9 @@ type StockOptions struct {
 // less than 1% of the raw bytes.
 var (
 	TunedEdge = ModelConfig{Cooldown: 30, Residual: true, Likelihood: detect.LikelihoodConfig{Window: 1000, Average: 10, Floor: 0.03},
-		RangeMargin: 0.005, Novelty: detect.NoveltyConfig{Bins: 12, Length: 3, High: 1}, Low: 0.99, High: 1, AnomalyForward: 16}
+		RangeMargin: 0.005, Novelty: detect.NoveltyConfig{Bins: 12, Length: 3, High: 1, Holdoff: 150}, Low: 0.99, High: 1, AnomalyForward: 16}
 	TunedCloud = ModelConfig{Cooldown: 30, Residual: true, Likelihood: detect.LikelihoodConfig{Window: 1000, Average: 10, Floor: 0.03},
-		RangeMargin: 0.005, Novelty: detect.NoveltyConfig{Bins: 12, Length: 3, High: 1}, Low: 0.9, High: 1}
+		RangeMargin: 0.005, Novelty: detect.NoveltyConfig{Bins: 12, Length: 3, High: 1, Holdoff: 150}, Low: 0.9, High: 1}
 )
 
 // tuned returns c with its zero fields taken from t.
@@ -233,6 +235,12 @@ func (c ModelConfig) tuned(t ModelConfig) ModelConfig {
 	}
 	n, tn := &c.Novelty, t.Novelty
 	n.Bins, n.Length, n.High = firstSetInt(n.Bins, tn.Bins), firstSetInt(n.Length, tn.Length), firstSet(n.High, tn.High)
+	switch {
+	case n.Holdoff == 0:
+		n.Holdoff = tn.Holdoff
+	case n.Holdoff < 0: // none
+		n.Holdoff = 0
+	}
 	if n.Bins < 0 { // off
 		*n = detect.NoveltyConfig{}
 	}
@@ -352,6 +360,9 @@ func (c ModelConfig) describe(m *manifest.Manifest) string {
 	}
 	if c.Novelty.Bins > 0 {
 		s += fmt.Sprintf("; novelty channel: contexts of %d readings in %d bins of the stream's range, its likelihood score %.3g counting as high", max(c.Novelty.Length, detect.DefaultNoveltyLength), c.Novelty.Bins, firstSet(c.Novelty.High, high))
+		if c.Novelty.Holdoff > 0 {
+			s += fmt.Sprintf(", silent for %d readings after an anomalous one", c.Novelty.Holdoff)
+		}
 	}
 	if c.RangeMargin > 0 {
 		s += fmt.Sprintf("; a reading out of the stream's range (widened by %.3g of its width each side) is an anomaly", c.RangeMargin)

@@ -38,7 +38,7 @@ func TestTunedMatchesAgentDetector(t *testing.T) {
 		}
 		d, err := detect.NewWithScorer(detect.Config{Window: 96, Low: 0.99, High: 1, CooldownReadings: 30,
 			Likelihood: detect.LikelihoodConfig{Window: 1000, Average: 10, Floor: 0.03}, RangeMargin: 0.005,
-			Novelty: detect.NoveltyConfig{Bins: 12, Length: 3, High: 1}}, modelscore.NewResidual(r))
+			Novelty: detect.NoveltyConfig{Bins: 12, Length: 3, High: 1, Holdoff: 150}}, modelscore.NewResidual(r))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -315,6 +315,10 @@ type Novelty struct {
 	// High is the score of a never-seen pattern's likelihood at which it
 	// counts.
 	High float64 `yaml:"high"`
+	// Holdoff is the number of readings after an anomalous one during
+	// which the channel does not count (the echoes of that anomaly).
+	// Default 0: none.
+	Holdoff int `yaml:"holdoff"`
 }
 
 // Cooldown is a number of readings or a duration; in YAML an integer or a

@@ -32,6 +32,7 @@ func TestStreamStages(t *testing.T) {
 		{"    likelihood: {window: 10}\n    novelty: {bins: 12, length: 9}\n", "streams[0].novelty.length"},
 		{"    likelihood: {window: 10}\n    novelty: {bins: 200, length: 3}\n", "streams[0].novelty"},
 		{"    novelty: {bins: 12, length: 3}\n", "streams[0].novelty"},
+		{"    likelihood: {window: 10}\n    novelty: {bins: 12, length: 3, holdoff: -1}\n", "streams[0].novelty.holdoff"},
 		{"    range_margin: -0.1\n", "streams[0].range_margin"},
 		{"    anomaly_window: -1\n", "streams[0].anomaly_window"},
 	} {

@@ -227,6 +227,9 @@ func (v *validator) checkStreamStages(path string, s Stream) {
 		if n.High < 0 || math.IsNaN(n.High) {
 			v.add(path+".novelty.high", "must be >= 0, got %g", n.High)
 		}
+		if n.Holdoff < 0 {
+			v.add(path+".novelty.holdoff", "must be >= 0, got %d", n.Holdoff)
+		}
 		if l.Window == 0 {
 			v.add(path+".novelty", "needs the likelihood stage (likelihood.window > 0)")
 		}

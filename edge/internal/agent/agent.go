@@ -290,7 +290,7 @@ func detectConfig(s profile.Stream) detect.Config {
 		Span: s.WindowSpan, Reorder: s.Reorder, Interval: s.Interval, GapIntervals: s.GapFactor, MaxFill: s.MaxFill,
 		HalfLife: s.HalfLife, NormMean: s.NormMean, NormScale: s.NormScale,
 		Likelihood:  detect.LikelihoodConfig{Window: s.Likelihood.Window, Average: s.Likelihood.Average, Floor: s.Likelihood.Floor},
-		Novelty:     detect.NoveltyConfig{Bins: s.Novelty.Bins, Length: s.Novelty.Length, High: s.Novelty.High},
+		Novelty:     detect.NoveltyConfig{Bins: s.Novelty.Bins, Length: s.Novelty.Length, High: s.Novelty.High, Holdoff: s.Novelty.Holdoff},
 		RangeMargin: s.RangeMargin, RangeWarmup: s.RangeWarmup}
 	switch s.GapFill {
 	case "hold":

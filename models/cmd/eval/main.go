@@ -94,6 +94,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.stock.EdgeConfig.Novelty.Bins, "novelty-bins", 0, "stock edge: bins of the novelty channel (default as tuned; -1: off)")
 	fs.IntVar(&o.stock.EdgeConfig.Novelty.Length, "novelty-length", 0, "stock edge: readings in a novelty context (default 3)")
 	fs.Float64Var(&o.stock.EdgeConfig.Novelty.High, "novelty-high", 0, "stock edge: the novelty channel's likelihood score that counts as high (default as tuned)")
+	fs.IntVar(&o.stock.EdgeConfig.Novelty.Holdoff, "novelty-holdoff", 0, "stock edge: readings after an anomalous one during which the novelty channel does not count (default as tuned; -1: none)")
+	fs.IntVar(&o.stock.CloudConfig.Novelty.Holdoff, "cloud-novelty-holdoff", 0, "stock cloud: as --novelty-holdoff")
 	fs.IntVar(&o.stock.CloudConfig.Novelty.Bins, "cloud-novelty-bins", 0, "stock cloud: as --novelty-bins")
 	fs.Float64Var(&o.stock.CloudConfig.Novelty.High, "cloud-novelty-high", 0, "stock cloud: as --novelty-high")
 	fs.StringVar(&o.hybrid, "hybrid-rule", string(eval.AnomalyOrConfirmed), "hybrid: anomaly-or-confirmed or confirmed-only")
