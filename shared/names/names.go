@@ -50,6 +50,14 @@ const (
 	// (drift seen, challenger trained and compared, promoted, rejected,
 	// awaiting approval, rolled out), key = decision id.
 	BucketModelHistory = "outpost_model_history"
+	// BucketLeaders is the cloud's KV bucket of leader leases: a key per
+	// job that one replica at a time runs (LeaderLearn). Keys expire with
+	// the bucket's TTL unless their holder renews them with a
+	// revision-checked update.
+	BucketLeaders = "outpost_leaders"
+	// LeaderLearn is the key in BucketLeaders of the replica that runs
+	// the learning loop.
+	LeaderLearn = "learn"
 )
 
 // Subject wildcards that the cloud binds its streams and consumers to.

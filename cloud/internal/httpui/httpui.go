@@ -9,7 +9,7 @@
 //	GET /api/v1/summary                         Summary (fleet totals)
 //	GET /api/v1/rollouts                        what Sources.Rollouts returns; 404 without it
 //	GET /api/v1/learn                           what Sources.Decisions returns (learning decisions); 404 without it
-//	GET /api/v1/stream                          server-sent events (see Broadcaster)
+//	GET /api/v1/stream                          server-sent events (see Broadcaster; Live feeds it the fleet's events and verdicts)
 //
 // Errors are JSON {"code": "400", "message": "..."} with the same code as
 // the HTTP status, as the NATS API's Nats-Service-Error-Code.
@@ -21,6 +21,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -35,7 +36,8 @@ type Sources struct {
 	// Devices lists the registry.
 	Devices func() []api.Device
 	// Latest returns up to n of the latest events, newest first; the page
-	// is rendered with them before its script takes over.
+	// is rendered with them (or with the fleet's from Events, when set)
+	// before its script takes over.
 	Latest func(n int) []api.Event
 	// Verdicts returns up to n of the latest verdicts, newest first; nil
 	// means none.
@@ -315,7 +317,7 @@ func Handler(src Sources, m *metrics.Metrics, logger *slog.Logger) http.Handler 
 			Now:      time.Now().UTC().Format(time.RFC3339),
 			Devices:  devs,
 			Fleet:    Fleet(devs),
-			Events:   src.Latest(50),
+			Events:   pageEvents(r.Context(), src, 50),
 			Verdicts: vs,
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -326,6 +328,22 @@ func Handler(src Sources, m *metrics.Metrics, logger *slog.Logger) http.Handler 
 		}
 	})
 	return mux
+}
+
+// pageEvents returns the n latest events of the last hour, newest first,
+// for the page: the fleet's, from the stream (Sources.Events), whichever
+// replica accepted them; this replica's (Sources.Latest) without a stream
+// query or when it fails.
+func pageEvents(ctx context.Context, src Sources, n int) []api.Event {
+	if src.Events != nil {
+		ctx, cancel := context.WithTimeout(ctx, src.QueryTimeout)
+		defer cancel()
+		if evs, err := src.Events.QueryEvents(ctx, api.EventsQuery{Since: "1h", Limit: n}); err == nil {
+			slices.Reverse(evs)
+			return evs
+		}
+	}
+	return src.Latest(n)
 }
 
 // latest answers a query from an in-memory newest-first list: oldest

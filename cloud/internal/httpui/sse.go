@@ -1,6 +1,7 @@
 package httpui
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -74,6 +75,11 @@ type Broadcaster struct {
 	clients map[*sseClient]struct{}
 	closed  chan struct{}
 	once    sync.Once
+	// changed, if set (Live), is called after a client came or went;
+	// ready, if set, waits until the messages published after it returns
+	// reach the client (Live follows the streams).
+	changed func()
+	ready   func(ctx context.Context)
 
 	nclients  atomic.Int64 // len(clients), read without the lock
 	published atomic.Uint64
@@ -164,7 +170,31 @@ func (b *Broadcaster) Collectors() []prometheus.Collector {
 	}
 }
 
+// watch makes changed be called (without locks held) after each client
+// comes or goes, and ServeHTTP wait (at most ReadyTimeout) for ready before
+// it answers a new client.
+func (b *Broadcaster) watch(changed func(), ready func(ctx context.Context)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.changed, b.ready = changed, ready
+}
+
+// ReadyTimeout bounds how long a new stream client waits for the live feed
+// to follow the fleet's events (see Live) before its stream opens anyway.
+const ReadyTimeout = 5 * time.Second
+
+// notify calls the watcher.
+func (b *Broadcaster) notify() {
+	b.mu.Lock()
+	f := b.changed
+	b.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
 func (b *Broadcaster) subscribe() (*sseClient, bool) {
+	defer b.notify()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	select {
@@ -182,6 +212,7 @@ func (b *Broadcaster) subscribe() (*sseClient, bool) {
 }
 
 func (b *Broadcaster) unsubscribe(c *sseClient) {
+	defer b.notify()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	delete(b.clients, c)
@@ -198,6 +229,15 @@ func (b *Broadcaster) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer b.unsubscribe(c)
+	b.mu.Lock()
+	ready := b.ready
+	b.mu.Unlock()
+	if ready != nil {
+		// Open the stream once what is published from now on reaches it.
+		ctx, cancel := context.WithTimeout(r.Context(), ReadyTimeout)
+		ready(ctx)
+		cancel()
+	}
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")

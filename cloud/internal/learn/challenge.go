@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -11,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/outpost-iot/outpost/cloud/internal/api"
 	"github.com/outpost-iot/outpost/models/manifest"
 	"github.com/outpost-iot/outpost/shared/wire"
@@ -58,6 +61,10 @@ func (l *Learner) challenge(j job) {
 		d := base
 		d.Kind = api.DecisionDrift
 		d.Reason = fmt.Sprintf("%s test on %s: %.3f > %.3f (reference %d, recent %d)", j.drift.Test, j.drift.Feature, j.drift.Statistic, j.drift.Critical, j.drift.Reference, j.drift.Recent)
+		if j.eff[0] > 0 {
+			d.Reason = fmt.Sprintf("%s test on %s: %.3f > %.3f (reference %d windows, %.1f effective; recent %d, %.1f effective)",
+				j.drift.Test, j.drift.Feature, j.drift.Statistic, j.drift.Critical, j.drift.Reference, j.eff[0], j.drift.Recent, j.eff[1])
+		}
 		l.record(ctx, d)
 	}
 	// done ends the challenge: the streams are no longer busy; with hold
@@ -144,6 +151,12 @@ func (l *Learner) challenge(j job) {
 		d.Reason = reason(cmp, l.cfg.Margin) + pooled
 		l.record(ctx, d)
 		done(true, true)
+		return
+	}
+	if !l.leading() {
+		// Another replica leads now: it stores and rolls out, not us.
+		l.cfg.Logger.Warn("learn: lost the leader lease while training; the challenger is dropped", "stream", j.stream, "challenger", ch.m.ID())
+		done(false, false)
 		return
 	}
 	if err := l.store(ctx, ch); err != nil {
@@ -275,8 +288,11 @@ func (l *Learner) verdictWindows(ctx context.Context, streams []string, n int) (
 	return confirmed, rejected
 }
 
-// nextVersion is one more than the largest stored version of name (at
-// least 2: version 1 may be a stock model that is not stored).
+// nextVersion is one more than the largest version of name in use: stored
+// in the model store, or named by any recorded decision (as champion or
+// challenger, rejected and failed ones included, so that a rejected
+// challenger's label is never given to another model); at least 2
+// (version 1 may be a stock model that is not stored).
 func (l *Learner) nextVersion(ctx context.Context, name string) (int, error) {
 	list, err := l.cfg.Models.List(ctx)
 	if err != nil {
@@ -288,7 +304,44 @@ func (l *Learner) nextVersion(ctx context.Context, name string) (int, error) {
 			v = max(v, m.Version)
 		}
 	}
-	return v + 1, nil
+	h, err := l.historyVersion(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	return max(v, h) + 1, nil
+}
+
+// historyVersion is the largest version of name that a recorded decision
+// names (0 when none).
+func (l *Learner) historyVersion(ctx context.Context, name string) (int, error) {
+	lister, err := l.kv.ListKeys(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read the model history: %w", err)
+	}
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	v := 0
+	for _, k := range keys {
+		e, err := l.kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read the model history: %w", err)
+		}
+		var d api.ModelDecision
+		if json.Unmarshal(e.Value(), &d) != nil {
+			continue
+		}
+		for _, id := range []string{d.Champion, d.Challenger} {
+			if n, ver, err := wire.ParseModelID(id); err == nil && n == name {
+				v = max(v, ver)
+			}
+		}
+	}
+	return v, nil
 }
 
 // store uploads the challenger's .tflite and has the model store check,

@@ -96,3 +96,54 @@ func quantile(xs []float64, q float64) float64 {
 	i := int(math.Ceil(q*float64(len(s)))) - 1
 	return s[max(0, min(i, len(s)-1))]
 }
+
+// KSCriticalEff is KSCritical for effective sample sizes n and m (see
+// Effective): sqrt(-ln(alpha/2)/2) · sqrt((n+m)/(n·m)).
+func KSCriticalEff(alpha, n, m float64) float64 {
+	if !(n > 0) || !(m > 0) {
+		return math.Inf(1)
+	}
+	return math.Sqrt(-math.Log(alpha/2)/2) * math.Sqrt((n+m)/(n*m))
+}
+
+// Effective is the effective sample size of xs, a series in time order:
+// n/τ, where τ = 1 + 2·Σ ρ_k is its integrated autocorrelation time, the
+// sum of the sample autocorrelations ρ_1, ρ_2, ... up to (not including)
+// the first that is not positive, at most n/2 lags. Between 1 and n; n
+// for a series without positive autocorrelation or without variance.
+//
+// The KS test assumes independent draws; windows sampled close together
+// in time (overlapping, or from a slowly varying stream) are not, and
+// counting each as a draw makes the critical value far too small. The
+// empirical distribution function of a stationary series at a point has
+// variance inflated by 1 + 2·Σ ρ_k(x), where ρ_k(x) are the
+// autocorrelations of the indicators 1{X_t <= x}; for Gaussian series they
+// are at most those of the series itself, so n/τ is a conservative
+// effective size for the test.
+func Effective(xs []float64) float64 {
+	n := len(xs)
+	if n < 3 {
+		return float64(n)
+	}
+	mean, _ := meanStd(xs)
+	var c0 float64
+	for _, x := range xs {
+		c0 += (x - mean) * (x - mean)
+	}
+	if !(c0 > 1e-12*float64(n)*math.Max(1, mean*mean)) {
+		return float64(n)
+	}
+	tau := 1.0
+	for k := 1; k <= n/2; k++ {
+		var ck float64
+		for i := k; i < n; i++ {
+			ck += (xs[i] - mean) * (xs[i-k] - mean)
+		}
+		rho := ck / c0
+		if rho <= 0 {
+			break
+		}
+		tau += 2 * rho
+	}
+	return math.Max(1, float64(n)/tau)
+}

@@ -19,16 +19,30 @@
 //
 // # Drift (stated tests)
 //
-//   - On samples, once a stream has MinRecent recent windows: the
-//     two-sample Kolmogorov-Smirnov test between reference and recent
-//     windows on three features — the window mean, the window standard
-//     deviation (raw units) and the champion's error on the window
-//     (normalised units, see below) — at significance Alpha (default
-//     0.001; asymptotic critical value sqrt(-ln(α/2)/2)·sqrt((n+m)/nm)).
-//     Drift when any feature's statistic exceeds its critical value.
+//   - On samples, once a stream has MinRecent recent windows, and then
+//     every MinRecent/4 new ones (not on every window: hundreds of tests
+//     per reference would make a false alarm likely): the two-sample
+//     Kolmogorov-Smirnov test between reference and recent windows on
+//     three features — the window mean, the window standard deviation
+//     (raw units) and the champion's error on the window (normalised
+//     units, see below) — at significance Alpha (default 0.001;
+//     asymptotic critical value sqrt(-ln(α/2)/2)·sqrt((n+m)/nm)). The
+//     windows are not independent draws: an agent samples sliding
+//     windows, which overlap or lie close together in a slowly varying
+//     stream, and the reference and recent windows are each a stretch of
+//     time. So n and m are the effective sample sizes of the two
+//     feature series in time order (Effective: the count divided by the
+//     integrated autocorrelation time), not the window counts; counting
+//     windows made the test fire on stationary streams. Drift when any
+//     feature's statistic exceeds its critical value.
 //   - On summaries: a two-sided Page-Hinkley (CUSUM form) on the stream's
-//     summary means, standardised by the mean and deviation of its first
-//     RefSummaries summaries, δ = 1, λ = 20.
+//     summary means, standardised by the mean and the long-run deviation
+//     of its first DefaultRefSummaries (30) summaries, δ = 1, λ = 20. The
+//     long-run deviation is the deviation times sqrt(τ), τ the summaries'
+//     integrated autocorrelation time (see Effective): the sums of an
+//     autocorrelated series wander τ times as far as those of independent
+//     ones, and with the plain deviation the test fired on stationary
+//     streams.
 //
 // # Challenger and "better"
 //
@@ -57,7 +71,9 @@
 //     champion detects.
 //
 // A better challenger is quantised, exported, signed and stored as the
-// champion's name with the next free version; with Mode "auto" a rollout
+// champion's name with the next free version (one more than the largest
+// stored or named in the history, rejected challengers included, so a
+// label is never given twice); with Mode "auto" a rollout
 // starts at once (to the agents that run the champion, see Targets, under
 // the desired-models key they run it under), with "approve" it waits for
 // `fleet models approve NAME@VERSION`. After every challenger (better or not) the
@@ -66,8 +82,18 @@
 // failed) one, drift triggers no other for those streams for
 // min(Interval, RetryAfter) (the champion held up on the new data).
 //
-// One replica should run the loop (Mode auto or approve); every replica
-// serves History and Approve.
+// # Replicas
+//
+// Every replica with Mode auto or approve contends for a leader lease (a
+// key in the KV bucket names.BucketLeaders, whose TTL expires it unless the
+// holder renews it; see lease): only the holder reads samples and runs
+// drift checks, the schedule, challengers and rollouts. When it dies,
+// another takes over within 4/3 Lease (the key expires Lease after its
+// last renewal; the others try every Lease/3); when it stops, it deletes
+// the key and another takes over within Lease/3. The new leader reads the
+// samples of the last Lookback, except those the challengers recorded in
+// the history were judged on, and keeps their holds (see resumed). Every
+// replica serves History and Approve.
 package learn
 
 import (
@@ -113,7 +139,7 @@ const (
 	// AutoTargets is RolloutTo's default: the agents that run the
 	// champion (see Targets).
 	AutoTargets         = "auto"
-	DefaultRefSummaries = 10
+	DefaultRefSummaries = 30
 	// RetryAfter is the longest a stream (and the streams that share its
 	// champion and key) waits after a failed or rejected challenger before
 	// drift may trigger another: min(Interval, RetryAfter); the schedule
@@ -181,6 +207,12 @@ type Config struct {
 	// Lookback is how far back samples are read at start and verdict
 	// windows are looked for. Default 24h.
 	Lookback time.Duration
+	// Lease is how long the replica running the loop holds its leader
+	// lease without renewing it (renewed every Lease/3): the longest a
+	// dead leader keeps the loop stopped. It is the TTL of the bucket
+	// names.BucketLeaders, set by the replica that creates it; the others
+	// use the bucket's. Default DefaultLease.
+	Lease time.Duration
 	// OnDecision, if set, is called with every decision recorded.
 	OnDecision func(api.ModelDecision)
 	Now        func() time.Time
@@ -230,6 +262,9 @@ func (c *Config) fill() {
 	if c.Lookback <= 0 {
 		c.Lookback = DefaultLookback
 	}
+	if c.Lease <= 0 {
+		c.Lease = DefaultLease
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -251,6 +286,10 @@ func ParseMode(s string) (string, error) {
 
 // win is one sampled window with its features.
 type win struct {
+	// ts is the time of the window's last reading; seq orders windows
+	// of the same ts by arrival.
+	ts        time.Time
+	seq       uint64
 	vals      []float64
 	mean, std float64
 	err       float64 // the champion's error; NaN when not computed
@@ -265,7 +304,10 @@ type stream struct {
 	key      string // desired-models key the champion runs under
 	ref      []*win
 	recent   []*win
-	busy     bool
+	// fresh counts the recent windows that arrived since the last drift
+	// check.
+	fresh int
+	busy  bool
 	// hold: no drift-triggered challenger before this time (after a
 	// failure).
 	hold time.Time
@@ -279,6 +321,9 @@ type job struct {
 	stream  string
 	trigger string
 	drift   *api.DriftReport
+	// eff are the effective sizes of the reference and recent samples of
+	// a KS drift (zero otherwise).
+	eff [2]float64
 }
 
 // Learner runs the learning loop.
@@ -289,12 +334,21 @@ type Learner struct {
 	obj jetstream.ObjectStore
 
 	mu      sync.Mutex
+	seq     uint64 // windows seen (win.seq)
 	streams map[string]*stream
 	nets    map[string]*net // loaded champions by model id
 	failed  map[string]time.Time
 	devs    map[string]api.Device
 	devsAt  time.Time
+	// resume is what this term took over from the history (see resume),
+	// by desired-models key and champion.
+	resume map[[2]string]resumed
 
+	// lease is the leader lease: the loop runs while it is held (a
+	// term); nil with ModeOff.
+	lease *lease
+	// Term state, touched by the lease's goroutine only (startTerm,
+	// endTerm).
 	jobs chan job
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -302,7 +356,11 @@ type Learner struct {
 }
 
 // Start binds to the history bucket (streams.Ensure creates it) and, unless
-// the mode is off, starts reading samples and summaries and the schedule.
+// the mode is off, contends for the leader lease (names.LeaderLearn in
+// names.BucketLeaders): while this replica holds it, it reads samples and
+// summaries and runs drift checks, the schedule, challengers and rollouts.
+// A replica that takes over reads the samples of the last Lookback again,
+// except those its predecessor's challengers used (see resumed).
 func Start(ctx context.Context, js jetstream.JetStream, cfg Config) (*Learner, error) {
 	cfg.fill()
 	if _, err := ParseMode(cfg.Mode); err != nil {
@@ -313,7 +371,7 @@ func Start(ctx context.Context, js jetstream.JetStream, cfg Config) (*Learner, e
 		return nil, fmt.Errorf("learn: KV bucket %s: %w", names.BucketModelHistory, err)
 	}
 	l := &Learner{cfg: cfg, js: js, kv: kv, streams: map[string]*stream{}, nets: map[string]*net{},
-		failed: map[string]time.Time{}, jobs: make(chan job, 64), stop: make(chan struct{})}
+		failed: map[string]time.Time{}, jobs: make(chan job, 64)}
 	if cfg.Mode == ModeOff {
 		return l, nil
 	}
@@ -323,63 +381,121 @@ func Start(ctx context.Context, js jetstream.JetStream, cfg Config) (*Learner, e
 	if l.obj, err = js.ObjectStore(ctx, names.ObjectModels); err != nil {
 		return nil, fmt.Errorf("learn: object store %s: %w", names.ObjectModels, err)
 	}
+	lkv, ttl, err := leaders(ctx, js, cfg.Lease)
+	if err != nil {
+		return nil, err
+	}
+	if ttl != cfg.Lease {
+		cfg.Logger.Info("learn: the leader lease is the TTL of the existing bucket", "bucket", names.BucketLeaders, "lease", ttl, "configured", cfg.Lease)
+	}
+	l.lease = startLease(lkv, names.LeaderLearn, ttl, cfg.Logger, l.startTerm, l.endTerm)
+	cfg.Logger.Info("learning loop started; it runs on the replica holding the leader lease", "mode", cfg.Mode, "interval", cfg.Interval, "rollout_to", cfg.RolloutTo, "lease", ttl)
+	return l, nil
+}
+
+// startTerm starts the loop when this replica takes the leader lease:
+// the consumers of samples (from Lookback ago) and summaries, and the
+// worker.
+func (l *Learner) startTerm() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := l.cfg
+	res, err := l.readResume(ctx)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.resume = res
+	l.mu.Unlock()
 	since := cfg.Now().Add(-cfg.Lookback)
-	samples, err := js.OrderedConsumer(ctx, names.StreamSamples, jetstream.OrderedConsumerConfig{
+	samples, err := l.js.OrderedConsumer(ctx, names.StreamSamples, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{names.SamplesAll}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &since,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("learn: consume %s: %w", names.StreamSamples, err)
+		return fmt.Errorf("learn: consume %s: %w", names.StreamSamples, err)
 	}
-	cc, err := samples.Consume(func(m jetstream.Msg) { l.onSample(m.Subject(), m.Data()) })
+	cc, err := samples.Consume(func(m jetstream.Msg) {
+		stored := time.Now()
+		if md, err := m.Metadata(); err == nil {
+			stored = md.Timestamp
+		}
+		l.onSample(m.Subject(), m.Data(), stored)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("learn: consume %s: %w", names.StreamSamples, err)
+		return fmt.Errorf("learn: consume %s: %w", names.StreamSamples, err)
 	}
 	l.cons = append(l.cons, cc)
-	sums, err := js.OrderedConsumer(ctx, names.StreamSummaries, jetstream.OrderedConsumerConfig{
+	sums, err := l.js.OrderedConsumer(ctx, names.StreamSummaries, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{names.SummariesAll}, DeliverPolicy: jetstream.DeliverNewPolicy,
 	})
 	if err == nil {
 		cc, err = sums.Consume(func(m jetstream.Msg) { l.onSummary(m.Data()) })
 	}
 	if err != nil {
-		l.Stop()
-		return nil, fmt.Errorf("learn: consume %s: %w", names.StreamSummaries, err)
+		l.endTerm()
+		return fmt.Errorf("learn: consume %s: %w", names.StreamSummaries, err)
 	}
 	l.cons = append(l.cons, cc)
+	l.stop = make(chan struct{})
 	l.wg.Add(1)
-	go l.run()
-	cfg.Logger.Info("learning loop started", "mode", cfg.Mode, "interval", cfg.Interval, "rollout_to", cfg.RolloutTo)
-	return l, nil
+	go l.run(l.stop)
+	cfg.Logger.Info("learn: this replica leads the learning loop", "mode", cfg.Mode)
+	return nil
 }
 
-// Stop stops the loop; a challenger being trained is finished first.
-func (l *Learner) Stop() {
+// endTerm stops the loop when the lease is lost or released: the
+// consumers, then the worker (a challenger being trained is finished, but
+// neither stored nor rolled out: see challenge); the streams' state is
+// dropped (the next leader rebuilds it from the samples).
+func (l *Learner) endTerm() {
 	for _, c := range l.cons {
 		c.Stop()
+		<-c.Closed()
 	}
-	select {
-	case <-l.stop:
-	default:
+	l.cons = nil
+	if l.stop != nil {
 		close(l.stop)
+		l.stop = nil
 	}
 	l.wg.Wait()
+	for len(l.jobs) > 0 {
+		<-l.jobs
+	}
+	l.mu.Lock()
+	l.streams = map[string]*stream{}
+	l.mu.Unlock()
+}
+
+// Leading reports whether this replica runs the learning loop (holds the
+// leader lease); false with ModeOff.
+func (l *Learner) Leading() bool { return l.lease != nil && l.lease.Held() }
+
+// leading is Leading; a Learner made without Start (tests) leads.
+func (l *Learner) leading() bool { return l.lease == nil || l.lease.Held() }
+
+// Stop stops the loop and releases the leader lease; a challenger being
+// trained is finished first.
+func (l *Learner) Stop() {
+	if l.lease != nil {
+		l.lease.Stop()
+	}
 }
 
 // Mode is the learner's mode.
 func (l *Learner) Mode() string { return l.cfg.Mode }
 
-func (l *Learner) run() {
+func (l *Learner) run(stop <-chan struct{}) {
 	defer l.wg.Done()
 	t := time.NewTicker(l.cfg.Interval)
 	defer t.Stop()
 	for {
 		select {
-		case <-l.stop:
+		case <-stop:
 			return
 		default:
 		}
 		select {
-		case <-l.stop:
+		case <-stop:
 			return
 		case <-t.C:
 			l.schedule()
@@ -464,7 +580,67 @@ func matchFilter(f, t string) bool {
 	return len(fs) == len(ts)
 }
 
-func (l *Learner) onSample(subject string, data []byte) {
+// resumed is what a new leader takes over from the history for a champion
+// under a desired-models key: after is when its last challenger was
+// judged (the samples stored before it were used, and the references
+// started over after it: they are not read again), or when it was
+// promoted itself (no earlier sample was judged by it); hold is when drift
+// may trigger a challenger again after a rejected or failed one.
+type resumed struct{ after, hold time.Time }
+
+// readResume reads the history for resume.
+func (l *Learner) readResume(ctx context.Context) (map[[2]string]resumed, error) {
+	lister, err := l.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("learn: read the model history: %w", err)
+	}
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	out := map[[2]string]resumed{}
+	for _, k := range keys {
+		e, err := l.kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("learn: read the model history: %w", err)
+		}
+		var d api.ModelDecision
+		if json.Unmarshal(e.Value(), &d) != nil || d.Key == "" || d.Champion == "" {
+			continue
+		}
+		id := [2]string{d.Key, d.Champion}
+		r := out[id]
+		switch d.Kind {
+		case api.DecisionRejected, api.DecisionAwaitingApproval, api.DecisionPromoted:
+			if d.Time.After(r.after) {
+				r.after = d.Time
+			}
+		}
+		switch d.Kind {
+		case api.DecisionRejected, api.DecisionFailed:
+			if h := d.Time.Add(min(l.cfg.Interval, RetryAfter)); h.After(r.hold) {
+				r.hold = h
+			}
+		}
+		out[id] = r
+		if d.Kind == api.DecisionPromoted && d.Challenger != "" {
+			// No sample before its rollout started was judged by it.
+			id := [2]string{d.Key, d.Challenger}
+			r := out[id]
+			if d.Time.After(r.after) {
+				r.after = d.Time
+			}
+			out[id] = r
+		}
+	}
+	return out, nil
+}
+
+// onSample files one sample message (stored: when JetStream stored it).
+func (l *Learner) onSample(subject string, data []byte, stored time.Time) {
 	agent, err := names.AgentFromSubject(subject)
 	if err != nil {
 		return
@@ -492,32 +668,55 @@ func (l *Learner) onSample(subject string, data []byte) {
 	if model == "" || key == "" {
 		return
 	}
+	res := l.resume[[2]string{key, model}]
+	if stored.Before(res.after) {
+		return // a challenger of the last leader used it
+	}
 	st := l.streams[s.Stream]
 	if st == nil || (model != st.champion && model != st.previous && !st.busy) {
 		// New stream, or the operator gave it another model: start over.
-		st = &stream{name: s.Stream, champion: model, key: key}
+		st = &stream{name: s.Stream, champion: model, key: key, hold: res.hold}
 		l.streams[s.Stream] = st
 	}
 	if model != st.champion {
 		return // an agent that has not swapped yet
 	}
-	mean, std := meanStd(s.Window)
-	w := &win{vals: s.Window, mean: mean, std: std, err: math.NaN()}
+	if rep, eff := l.add(st, s.TS, s.Window); rep != nil {
+		st.busy = true
+		l.queue(job{stream: st.name, trigger: "drift", drift: rep, eff: eff})
+	}
+}
+
+// checkEvery is how many new recent windows a stream gathers between two
+// drift checks: a quarter of MinRecent. Each check is a test at Alpha on
+// mostly the same windows as the last; checking on every window would
+// test hundreds of times for each reference and make a false alarm
+// likely (the checks of one reference are not independent, so their
+// family-wise error is well below their count times Alpha).
+func (l *Learner) checkEvery() int { return max(1, l.cfg.MinRecent/4) }
+
+// add files window vals (last reading at ts) under st (l.mu held): into
+// the reference until it is full, then into the recent windows; it
+// returns the drift report (and the effective sizes, see drift) when a
+// check is due and finds drift.
+func (l *Learner) add(st *stream, ts time.Time, vals []float64) (*api.DriftReport, [2]float64) {
+	mean, std := meanStd(vals)
+	l.seq++
+	w := &win{ts: ts, seq: l.seq, vals: vals, mean: mean, std: std, err: math.NaN()}
 	if len(st.ref) < l.cfg.Reference {
 		st.ref = append(st.ref, w)
-		return
+		return nil, [2]float64{}
 	}
 	st.recent = append(st.recent, w)
+	st.fresh++
 	if len(st.recent) > l.cfg.MaxRecent {
 		st.recent = st.recent[len(st.recent)-l.cfg.MaxRecent:]
 	}
-	if st.busy || len(st.recent) < l.cfg.MinRecent || l.cfg.Now().Before(st.hold) {
-		return
+	if st.busy || len(st.recent) < l.cfg.MinRecent || st.fresh < l.checkEvery() || l.cfg.Now().Before(st.hold) {
+		return nil, [2]float64{}
 	}
-	if rep := l.drift(st); rep != nil {
-		st.busy = true
-		l.queue(job{stream: st.name, trigger: "drift", drift: rep})
-	}
+	st.fresh = 0
+	return l.drift(st)
 }
 
 // queue hands j to the worker without blocking the consumer.
@@ -532,8 +731,13 @@ func (l *Learner) queue(j job) {
 }
 
 // drift runs the KS tests on st (l.mu held) and returns the first feature
-// that drifted.
-func (l *Learner) drift(st *stream) *api.DriftReport {
+// that drifted. Each feature is compared between the reference and the
+// recent windows, each taken in time order for their effective sample
+// sizes (Effective): windows sampled close together are not independent
+// draws, and the critical value is that of the effective sizes.
+//
+// It also returns the effective sizes of the two samples that drifted.
+func (l *Learner) drift(st *stream) (*api.DriftReport, [2]float64) {
 	n := l.champion(st.champion)
 	feats := []struct {
 		name string
@@ -555,14 +759,15 @@ func (l *Learner) drift(st *stream) *api.DriftReport {
 			return w.err, true
 		}},
 	}
+	ref, recent := inTime(st.ref), inTime(st.recent)
 	for _, f := range feats {
 		var a, b []float64
-		for _, w := range st.ref {
+		for _, w := range ref {
 			if v, ok := f.f(w); ok {
 				a = append(a, v)
 			}
 		}
-		for _, w := range st.recent {
+		for _, w := range recent {
 			if v, ok := f.f(w); ok {
 				b = append(b, v)
 			}
@@ -570,12 +775,26 @@ func (l *Learner) drift(st *stream) *api.DriftReport {
 		if len(a) < 8 || len(b) < 8 {
 			continue
 		}
-		d, c := KS(a, b), KSCritical(l.cfg.Alpha, len(a), len(b))
+		na, nb := Effective(a), Effective(b)
+		d, c := KS(a, b), KSCriticalEff(l.cfg.Alpha, na, nb)
 		if d > c {
-			return &api.DriftReport{Test: "ks", Feature: f.name, Statistic: d, Critical: c, Reference: len(a), Recent: len(b)}
+			return &api.DriftReport{Test: "ks", Feature: f.name, Statistic: d, Critical: c, Reference: len(a), Recent: len(b)}, [2]float64{na, nb}
 		}
 	}
-	return nil
+	return nil, [2]float64{}
+}
+
+// inTime returns ws ordered by the time of their last reading (then by
+// arrival).
+func inTime(ws []*win) []*win {
+	out := append([]*win(nil), ws...)
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].ts.Equal(out[j].ts) {
+			return out[i].ts.Before(out[j].ts)
+		}
+		return out[i].seq < out[j].seq
+	})
+	return out
 }
 
 // champion returns the loaded model id (l.mu held), or nil when it cannot
@@ -651,7 +870,8 @@ func (l *Learner) onSummary(data []byte) {
 			st.sumRef = append(st.sumRef, ss.Mean)
 			if len(st.sumRef) >= DefaultRefSummaries {
 				m, sd := meanStd(st.sumRef)
-				st.ph = &PageHinkley{Mean: m, Std: sd, Delta: 1, Lambda: 20}
+				tau := float64(len(st.sumRef)) / Effective(st.sumRef)
+				st.ph = &PageHinkley{Mean: m, Std: sd * math.Sqrt(tau), Delta: 1, Lambda: 20}
 			}
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/outpost-iot/outpost/cloud/internal/api"
 	"github.com/outpost-iot/outpost/models/manifest"
@@ -120,7 +121,7 @@ func TestDriftAndChallenger(t *testing.T) {
 		m, s := meanStd(w)
 		st.recent = append(st.recent, &win{vals: w, mean: m, std: s, err: math.NaN()})
 	}
-	if rep := l.drift(st); rep != nil {
+	if rep, _ := l.drift(st); rep != nil {
 		t.Fatalf("drift reported without a change: %+v", rep)
 	}
 	st.recent = nil
@@ -128,7 +129,7 @@ func TestDriftAndChallenger(t *testing.T) {
 		m, s := meanStd(w)
 		st.recent = append(st.recent, &win{vals: w, mean: m, std: s, err: math.NaN()})
 	}
-	rep := l.drift(st)
+	rep, _ := l.drift(st)
 	if rep == nil || rep.Test != "ks" || rep.Statistic <= rep.Critical {
 		t.Fatalf("no drift after the level, variance and shape changed: %+v", rep)
 	}
@@ -259,5 +260,192 @@ func TestThin(t *testing.T) {
 	}
 	if want := []float64{0, 2, 5, 7}; !slices.Equal(got, want) {
 		t.Fatalf("thin(10 → 4) = %v, want %v", got, want)
+	}
+}
+
+// arSeries returns n readings of a stationary sensor: 10 plus an AR(1)
+// process of coefficient phi and unit variance, a slow sine (period 300
+// readings, amplitude 0.5) and white noise 0.1. From reading from on, the
+// level moves by shift and the variation (AR, sine and noise) is scaled by
+// scale.
+func arSeries(seed uint64, n int, phi float64, from int, shift, scale float64) []float64 {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	out := make([]float64, n)
+	y := rng.NormFloat64()
+	s := math.Sqrt(1 - phi*phi)
+	for t := range out {
+		y = phi*y + s*rng.NormFloat64()
+		v := y + 0.5*math.Sin(2*math.Pi*float64(t)/300) + 0.1*rng.NormFloat64()
+		if t >= from {
+			v = shift + scale*v
+		}
+		out[t] = 10 + v
+	}
+	return out
+}
+
+// slide samples windows of w readings of xs as an agent's sampler does:
+// sliding windows at random positions, on average spacing readings apart
+// (so with spacing < w neighbours overlap); each with the index of its
+// last reading.
+func slide(seed uint64, xs []float64, spacing, w int) (wins [][]float64, ends []int) {
+	rng := rand.New(rand.NewPCG(seed, 9))
+	for end := w; end <= len(xs); end += 1 + rng.IntN(2*spacing) {
+		wins, ends = append(wins, xs[end-w:end]), append(ends, end)
+	}
+	return wins, ends
+}
+
+// feed gives the windows to a fresh stream as onSample does and returns
+// how often drift was found (the stream starts over after each) and
+// whether the earlier rule (a check on every window, counting every
+// window as an independent draw) would have found drift on the mean or
+// deviation.
+func feed(t *testing.T, champ *net, wins [][]float64, ends []int) (fired int, naive bool) {
+	t.Helper()
+	l := &Learner{nets: map[string]*net{champ.m.ID(): champ}}
+	l.cfg.fill()
+	st := &stream{name: "s", champion: champ.m.ID()}
+	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	for i, w := range wins {
+		if rep, _ := l.add(st, base.Add(time.Duration(ends[i])*time.Second), w); rep != nil {
+			fired++
+			st.ref, st.recent = nil, nil
+			continue
+		}
+		if naive || len(st.recent) < l.cfg.MinRecent {
+			continue
+		}
+		for _, f := range []func(*win) float64{func(w *win) float64 { return w.mean }, func(w *win) float64 { return w.std }} {
+			var a, b []float64
+			for _, w := range st.ref {
+				a = append(a, f(w))
+			}
+			for _, w := range st.recent {
+				b = append(b, f(w))
+			}
+			naive = naive || KS(a, b) > KSCritical(l.cfg.Alpha, len(a), len(b))
+		}
+	}
+	return fired, naive
+}
+
+// TestDriftStationaryAutocorrelated: on a stationary but autocorrelated
+// sensor, sampled as overlapping (spacing 5) or close (spacing 20) sliding
+// windows, the drift check stays quiet over hundreds of windows (dozens of
+// checks) for every seed, where counting windows as independent draws
+// fired on most; a level shift of 4 and a tripled variation of the same
+// sensor are found.
+func TestDriftStationaryAutocorrelated(t *testing.T) {
+	champ := stockNet(t)
+	const n = 64*20 + 700*20
+	naives, cases := 0, 0
+	for _, spacing := range []int{5, 20} {
+		for seed := uint64(1); seed <= 5; seed++ {
+			wins, ends := slide(seed, arSeries(seed, n, 0.98, n, 0, 1), spacing, 32)
+			fired, naive := feed(t, champ, wins, ends)
+			if fired > 0 {
+				t.Errorf("spacing %d seed %d: drift found %d times in %d windows of a stationary series", spacing, seed, fired, len(wins))
+			}
+			cases++
+			if naive {
+				naives++
+			}
+		}
+	}
+	t.Logf("the earlier rule fired on %d of %d stationary series", naives, cases)
+	if naives < cases/2 {
+		t.Fatalf("the series are too easy: the earlier rule fired on only %d of %d", naives, cases)
+	}
+	from := 64*20 + 100 // after the reference
+	for seed := uint64(1); seed <= 5; seed++ {
+		for _, c := range []struct {
+			name         string
+			shift, scale float64
+		}{{"level shift", 4, 1}, {"variance shift", 0, 3}} {
+			wins, ends := slide(seed, arSeries(seed, n, 0.98, from, c.shift, c.scale), 20, 32)
+			if fired, _ := feed(t, champ, wins, ends); fired == 0 {
+				t.Errorf("seed %d: %s not found", seed, c.name)
+			}
+		}
+	}
+}
+
+// TestEffective: the effective size of independent draws is about their
+// number, of an AR(1) series about n(1-φ)/(1+φ), of a constant n.
+func TestEffective(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	iid := make([]float64, 400)
+	for i := range iid {
+		iid[i] = rng.NormFloat64()
+	}
+	if e := Effective(iid); e < 300 || e > 400 {
+		t.Errorf("Effective(400 independent draws) = %.1f", e)
+	}
+	ar := make([]float64, 4000)
+	y := 0.0
+	for i := range ar {
+		y = 0.8*y + rng.NormFloat64()
+		ar[i] = y
+	}
+	// n(1-φ)/(1+φ) = 4000/9 = 444.
+	if e := Effective(ar); e < 300 || e > 600 {
+		t.Errorf("Effective(AR(1) φ=0.8, 4000) = %.1f, want about 444", e)
+	}
+	if e := Effective([]float64{2, 2, 2, 2, 2}); e != 5 {
+		t.Errorf("Effective(constant) = %g", e)
+	}
+}
+
+// TestSummaryDriftStationaryAutocorrelated: the Page-Hinkley test on the
+// summary means of a stationary autocorrelated sensor (per summary the
+// mean of 60 readings) stays quiet for every seed, where the earlier rule
+// (10 reference summaries, their plain deviation) fired on some; a level
+// shift of 4 is found.
+func TestSummaryDriftStationaryAutocorrelated(t *testing.T) {
+	const per, n = 60, 300
+	run := func(seed uint64, shift float64) (fired, plain bool) {
+		l := &Learner{streams: map[string]*stream{}, jobs: make(chan job, 4)}
+		l.cfg.fill()
+		st := &stream{name: "s", champion: "ae-edge@1", key: "*"}
+		for _, w := range regime(false, l.cfg.MinRecent, 32, 5) {
+			st.recent = append(st.recent, &win{vals: w})
+		}
+		l.streams["s"] = st
+		xs := arSeries(seed, n*per, 0.98, (DefaultRefSummaries+20)*per, shift, 1)
+		var ref []float64
+		var naive *PageHinkley
+		for i := 0; i+per <= len(xs); i += per {
+			m, _ := meanStd(xs[i : i+per])
+			b, _ := json.Marshal(wire.Summary{Agent: "gw-1", Streams: []wire.StreamSummary{{Stream: "s", Count: per, Mean: m}}})
+			l.onSummary(b)
+			if len(ref) < 10 { // the earlier rule: 10 summaries, plain deviation
+				ref = append(ref, m)
+				if len(ref) == 10 {
+					mean, sd := meanStd(ref)
+					naive = &PageHinkley{Mean: mean, Std: sd, Delta: 1, Lambda: 20}
+				}
+			} else if _, d := naive.Add(m); d {
+				plain = true
+			}
+		}
+		return len(l.jobs) > 0, plain
+	}
+	plains := 0
+	for seed := uint64(1); seed <= 10; seed++ {
+		fired, plain := run(seed, 0)
+		if fired {
+			t.Errorf("seed %d: drift on the summaries of a stationary series", seed)
+		}
+		if plain {
+			plains++
+		}
+		if fired, _ := run(seed, 4); !fired {
+			t.Errorf("seed %d: a level shift of 4 not found", seed)
+		}
+	}
+	t.Logf("the earlier rule fired on %d of 10 stationary series", plains)
+	if plains == 0 {
+		t.Fatal("the series are too easy: the earlier rule never fired")
 	}
 }

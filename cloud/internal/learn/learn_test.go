@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -285,4 +286,110 @@ func TestApprove(t *testing.T) {
 		t.Fatal("a second approval succeeded")
 	}
 	waitFor(t, 45*time.Second, "the agent runs "+waiting.Challenger, func() bool { return e.agents[0].Model() == waiting.Challenger })
+}
+
+// TestLeaderLease: two learning loops (as on two replicas) on one NATS:
+// one takes the leader lease and acts (drift, a challenger, a promotion
+// and its rollout), the other records nothing; when the leader stops, the
+// other takes over: it skips the samples the promoted challenger was
+// judged on (read from the history), and on new drift judges a challenger
+// of the new champion, with a version no one used.
+func TestLeaderLease(t *testing.T) {
+	e := start(t, learn.ModeOff, 2)
+	ctx := context.Background()
+	var mu sync.Mutex
+	by := map[int][]api.ModelDecision{}
+	var ls []*learn.Learner
+	for i := range 2 {
+		l, err := learn.Start(ctx, e.svc.JetStream(), learn.Config{
+			Mode: learn.ModeAuto, Interval: time.Hour, Reference: 40, MinRecent: 64, MaxRecent: 256, Canary: "1",
+			Models: e.svc.Models(), Rollouts: e.svc.Rollouts(), Devices: e.svc.Registry().Devices, Events: e.svc.Events(),
+			Lease: time.Second, Logger: quiet(),
+			OnDecision: func(d api.ModelDecision) {
+				mu.Lock()
+				defer mu.Unlock()
+				by[i] = append(by[i], d)
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(l.Stop)
+		ls = append(ls, l)
+	}
+	leader := func() int {
+		n, at := 0, -1
+		for i, l := range ls {
+			if l.Leading() {
+				n, at = n+1, i
+			}
+		}
+		if n > 1 {
+			t.Fatal("two learners lead at once")
+		}
+		return at
+	}
+	waitFor(t, 20*time.Second, "a leader", func() bool { return leader() >= 0 })
+	first := leader()
+	other := 1 - first
+	decisions := func(i int) []api.ModelDecision {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]api.ModelDecision(nil), by[i]...)
+	}
+	e.publish(t, windows(false, 40, 1), "")
+	e.publish(t, windows(true, 100, 2), "")
+	var promoted *api.ModelDecision
+	waitFor(t, 45*time.Second, "a promotion by the leader", func() bool {
+		if leader() != first {
+			t.Fatalf("the lease moved from %d while it ran", first)
+		}
+		promoted = find(decisions(first), api.DecisionPromoted)
+		return promoted != nil
+	})
+	if n := len(decisions(other)); n != 0 {
+		t.Fatalf("the learner without the lease recorded %d decisions: %+v", n, decisions(other))
+	}
+	if promoted.Challenger != "ae-edge@2" {
+		t.Fatalf("promoted %s", promoted.Challenger)
+	}
+	waitFor(t, 45*time.Second, "rollout "+promoted.Rollout+" succeeded", func() bool {
+		r, err := e.client.RolloutStatus(ctx, promoted.Rollout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.State == api.RolloutSucceeded
+	})
+
+	// The leader stops; the other takes over. It does not read again the
+	// samples its predecessor's challenger used, and acts on new ones.
+	ls[first].Stop()
+	if ls[first].Leading() {
+		t.Fatal("a stopped learner leads")
+	}
+	before := len(decisions(first))
+	waitFor(t, 20*time.Second, "the other learner to lead", func() bool { return leader() == other })
+	time.Sleep(2 * time.Second) // time to read the old samples
+	if n := len(decisions(other)); n != 0 {
+		t.Fatalf("the new leader acted on samples its predecessor used: %+v", decisions(other))
+	}
+	e.publish(t, windows(true, 40, 5), "")   // the new champion's reference
+	e.publish(t, windows(false, 100, 6), "") // back to the old regime
+	var judged *api.ModelDecision
+	waitFor(t, 45*time.Second, "a challenger judged by the new leader", func() bool {
+		for _, d := range decisions(other) {
+			if d.Challenger != "" && d.Kind != api.DecisionDrift {
+				judged = &d
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("new leader: %s %s vs %s: %s", judged.Kind, judged.Challenger, judged.Champion, judged.Reason)
+	if judged.Champion != "ae-edge@2" || judged.Challenger != "ae-edge@3" {
+		t.Fatalf("the new leader's challenger: %s against %s, want ae-edge@3 against ae-edge@2", judged.Challenger, judged.Champion)
+	}
+	if n := len(decisions(first)); n != before {
+		t.Fatalf("the stopped learner recorded %d more decisions", n-before)
+	}
 }

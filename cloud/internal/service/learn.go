@@ -6,6 +6,7 @@ import (
 
 	"github.com/outpost-iot/outpost/cloud/internal/api"
 	"github.com/outpost-iot/outpost/cloud/internal/learn"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // startLearn starts the learning loop. A replica without the model store
@@ -20,7 +21,20 @@ func (s *Service) startLearn(ctx context.Context) (*learn.Learner, error) {
 		s.cfg.Logger.Error("learning loop off on this replica: the model store is disabled (see above)", "mode", cfg.Mode)
 		cfg.Mode = learn.ModeOff
 	}
-	return learn.Start(ctx, s.js, cfg)
+	l, err := learn.Start(ctx, s.js, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "outpost_cloud", Name: "learn_leader",
+		Help: "1 while this replica holds the leader lease of the learning loop (runs drift checks, challengers and their rollouts), else 0.",
+	}, func() float64 {
+		if l.Leading() {
+			return 1
+		}
+		return 0
+	}))
+	return l, nil
 }
 
 // DecisionRow is a learning decision as the dashboard lists it.

@@ -137,6 +137,7 @@ type Service struct {
 	learn    *learn.Learner
 	httpSrv  *http.Server
 	stream   *httpui.Broadcaster
+	live     *httpui.Live
 	httpLn   net.Listener
 	httpDone chan error
 	stopOnce sync.Once
@@ -191,6 +192,9 @@ func Start(ctx context.Context, cfg Config) (s *Service, err error) {
 	s.registry = reg
 	s.stream = httpui.NewBroadcaster(httpui.BroadcasterConfig{Logger: log})
 	s.metrics.Registry.MustRegister(s.stream.Collectors()...)
+	// The live stream shows the fleet's events and verdicts, whichever
+	// replica ingested or decided them.
+	s.live = httpui.StartLive(s.js, s.stream, httpui.LiveConfig{Logger: log})
 	if err = s.registry.Start(ctx, s.js); err != nil {
 		return s, err
 	}
@@ -254,7 +258,8 @@ func Start(ctx context.Context, cfg Config) (s *Service, err error) {
 			Latest:   s.events.Latest,
 			Verdicts: s.feed.Latest,
 			// The dashboard's JSON API mirrors the NATS API's queries and
-			// the live stream carries what this replica accepts and decides.
+			// the live stream carries the fleet's events and verdicts
+			// (s.live).
 			Events:       s.events,
 			VerdictQuery: s.events,
 			Stream:       s.stream,
@@ -279,21 +284,18 @@ func Start(ctx context.Context, cfg Config) (s *Service, err error) {
 	return s, nil
 }
 
-// onEvent feeds an accepted event to the dashboard's live stream (without
-// its window, which the page does not show) and to Config.OnEvent.
+// onEvent passes an accepted event to Config.OnEvent. (The dashboard's
+// live stream follows the events stream itself, httpui.Live, so that every
+// replica shows every replica's events.)
 func (s *Service) onEvent(ev api.Event) {
-	live := ev
-	live.Window = nil
-	s.stream.Publish(httpui.SSEEvent, live)
 	if s.cfg.OnEvent != nil {
 		s.cfg.OnEvent(ev)
 	}
 }
 
-// onVerdict feeds a decided verdict to the dashboard's live stream and to
-// Config.OnVerdict.
+// onVerdict passes a decided verdict to Config.OnVerdict (the live stream
+// follows the verdicts stream, as events).
 func (s *Service) onVerdict(ev api.Event, v wire.Verdict) {
-	s.stream.Publish(httpui.SSEVerdict, v)
 	if s.cfg.OnVerdict != nil {
 		s.cfg.OnVerdict(ev, v)
 	}
@@ -352,6 +354,9 @@ func (s *Service) stop() {
 	}
 	if s.feed != nil {
 		s.feed.Stop()
+	}
+	if s.live != nil {
+		s.live.Stop()
 	}
 	if s.registry != nil {
 		s.registry.Stop()

@@ -3,13 +3,17 @@ package service
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/outpost-iot/outpost/cloud/internal/api"
 	"github.com/outpost-iot/outpost/shared/names"
+	"github.com/outpost-iot/outpost/shared/testenv"
 	"github.com/outpost-iot/outpost/shared/wire"
 )
 
@@ -32,7 +36,7 @@ func TestLiveStream(t *testing.T) {
 	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("stream = %d %s", res.StatusCode, res.Header.Get("Content-Type"))
 	}
-	waitFor(t, "the stream client", func() bool { return svc.stream.Clients() == 1 })
+	waitFor(t, "the stream client", func() bool { return svc.stream.Clients() == 1 && svc.live.Following() })
 
 	a := newAgent(t, svc.NATSURL(), "gw-live")
 	a.event(4, wire.KindUncertain, names.MsgID("gw-live", 4))
@@ -107,5 +111,134 @@ func TestLiveStream(t *testing.T) {
 	// Stop ends the open stream instead of waiting for it.
 	svc.Stop()
 	for range msgs {
+	}
+}
+
+// sseClient reads one replica's /api/v1/stream.
+type sseClient struct {
+	msgs chan sseMsg
+}
+
+type sseMsg struct{ event, data string }
+
+func openStream(t *testing.T, svc *Service) *sseClient {
+	t.Helper()
+	res, err := http.Get("http://" + svc.HTTPAddr() + "/api/v1/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { res.Body.Close() })
+	if res.StatusCode != 200 {
+		t.Fatalf("stream = %d", res.StatusCode)
+	}
+	c := &sseClient{msgs: make(chan sseMsg, 256)}
+	go func() {
+		defer close(c.msgs)
+		sc := bufio.NewScanner(res.Body)
+		var m sseMsg
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if m.event == "event" || m.event == "verdict" {
+					c.msgs <- m
+				}
+				m = sseMsg{}
+			case strings.HasPrefix(line, "event: "):
+				m.event = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				m.data = strings.TrimPrefix(line, "data: ")
+			}
+		}
+	}()
+	return c
+}
+
+// until reads events and verdicts until done says so, counting each
+// agent:seq per kind.
+func (c *sseClient) until(t *testing.T, name string, done func(events, verdicts map[uint64]int) bool) (events, verdicts map[uint64]int) {
+	t.Helper()
+	events, verdicts = map[uint64]int{}, map[uint64]int{}
+	for !done(events, verdicts) {
+		select {
+		case m, ok := <-c.msgs:
+			if !ok {
+				t.Fatalf("%s: stream ended", name)
+			}
+			var k struct {
+				Agent string `json:"agent"`
+				Seq   uint64 `json:"seq"`
+			}
+			if err := json.Unmarshal([]byte(m.data), &k); err != nil || k.Agent != "gw-fleet" {
+				t.Fatalf("%s: %s %s", name, m.event, m.data)
+			}
+			if m.event == "event" {
+				events[k.Seq]++
+			} else {
+				verdicts[k.Seq]++
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("%s: timed out with events %v and verdicts %v", name, events, verdicts)
+		}
+	}
+	return events, verdicts
+}
+
+// TestLiveStreamFleet: two replicas on one NATS; only the first ingests and
+// decides (the second's event and verdict consumers are stopped), yet
+// both replicas' dashboard streams show every event and verdict, each
+// once: a republished duplicate (outside JetStream's duplicate window, so
+// in the stream twice) is shown by neither.
+func TestLiveStreamFleet(t *testing.T) {
+	ns := testenv.StartNATS(t)
+	key := filepath.Join(t.TempDir(), "signing.key")
+	var mu sync.Mutex
+	accepted := map[uint64]int{}
+	first := startCfg(t, Config{NATSURL: ns.URL(), SigningKey: key, OnEvent: func(ev api.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		accepted[ev.Seq]++
+	}})
+	second := startCfg(t, Config{NATSURL: ns.URL(), SigningKey: key})
+	second.events.Stop()
+	second.stage.Stop()
+	streams := []*sseClient{openStream(t, first), openStream(t, second)}
+	if !first.live.Following() || !second.live.Following() {
+		t.Fatal("a stream opened before its replica followed the fleet's events")
+	}
+
+	a := newAgent(t, first.NATSURL(), "gw-fleet")
+	for seq := uint64(1); seq <= 5; seq++ {
+		a.event(seq, wire.KindUncertain, names.MsgID("gw-fleet", seq))
+	}
+	// Seq 3 again under another message id: JetStream stores it, the
+	// ingest drops it (high-water mark), and so does the live stream.
+	a.event(3, wire.KindUncertain, "gw-fleet:3:again")
+	a.event(6, wire.KindAnomaly, names.MsgID("gw-fleet", 6))
+	for i, c := range streams {
+		name := fmt.Sprintf("replica %d", i+1)
+		evs, vs := c.until(t, name, func(evs, vs map[uint64]int) bool { return evs[6] > 0 && vs[6] > 0 })
+		for seq := uint64(1); seq <= 6; seq++ {
+			if evs[seq] != 1 || vs[seq] != 1 {
+				t.Errorf("%s showed event %d %d times and its verdict %d times, want once", name, seq, evs[seq], vs[seq])
+			}
+		}
+		if len(evs) != 6 || len(vs) != 6 {
+			t.Errorf("%s showed events %v, verdicts %v", name, evs, vs)
+		}
+	}
+	// The stream shows an event when it is stored, about when a replica
+	// accepts it.
+	waitFor(t, "the first replica to accept seq 6", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return accepted[6] > 0
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for seq := uint64(1); seq <= 6; seq++ {
+		if accepted[seq] != 1 {
+			t.Errorf("the first replica accepted seq %d %d times", seq, accepted[seq])
+		}
 	}
 }
