@@ -369,7 +369,9 @@ func (a *Agent) run(ctx context.Context) (restart bool, err error) {
 	if err := os.MkdirAll(a.p.DataDir, 0o700); err != nil {
 		return false, fmt.Errorf("agent: data dir: %w", err)
 	}
-	a.box, err = outbox.Open(filepath.Join(a.p.DataDir, "outbox.db"), outbox.Options{MaxBytes: a.p.Outbox.MaxBytes})
+	cm := newCommitMetrics(a.met.Reg) // commitmetrics.go
+	a.box, err = outbox.Open(filepath.Join(a.p.DataDir, "outbox.db"), outbox.Options{MaxBytes: a.p.Outbox.MaxBytes,
+		OnCommit: cm.observe})
 	if err != nil {
 		return false, fmt.Errorf("agent: %w", err)
 	}

@@ -194,6 +194,12 @@ func TestAgentMosquittoToJetStream(t *testing.T) {
 		`outpost_edge_outbox_dropped_by_kind_total{kind="anomaly"} 0`,
 		`outpost_edge_outbox_dropped_by_kind_total{kind="summary"} 0`,
 		"outpost_edge_judge_duration_seconds_count 420",
+		"outpost_edge_receive_to_commit_seconds_count 1",
+		"outpost_edge_outbox_commit_seconds_count",
+		"outpost_edge_outbox_queue_wait_seconds_count",
+		"outpost_edge_outbox_build_seconds_count",
+		"outpost_edge_outbox_commits_total",
+		"outpost_edge_outbox_commit_writes_total",
 		"outpost_edge_uplink_published_total",
 		"outpost_edge_mqtt_payload_bytes_total",
 	} {

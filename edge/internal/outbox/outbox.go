@@ -170,6 +170,34 @@ type Options struct {
 	// a commit that happens anyway (appends, checkpoints) before the writer
 	// commits them on their own. Default 500ms.
 	DeleteDelay time.Duration
+	// OnCommit, if set, is called on the writer goroutine after every
+	// transaction the writer commits (or fails to), before the requests'
+	// Done: what it held and where its time went. It must not block.
+	OnCommit func(CommitInfo)
+}
+
+// CommitInfo describes one transaction of the writer, for
+// Options.OnCommit.
+type CommitInfo struct {
+	// Requests committed; Records stored among them; Checkpoints the
+	// checkpoint entries stored; Deletes the deletions applied.
+	Requests, Records, Checkpoints, Deletes int
+	// Wait is how long the oldest request of the transaction waited
+	// between Append and the start of the transaction: behind the
+	// previous commit, or for the writer to be scheduled.
+	Wait time.Duration
+	// Build is the time in the transaction before bbolt's commit:
+	// building and placing records, keys, checkpoints, deletions.
+	Build time.Duration
+	// Commit is bbolt's commit: balancing and spilling pages, writing
+	// them, fdatasync, writing the meta page, fdatasync (and growing the
+	// file, when it must).
+	Commit time.Duration
+	// Writes is how many writes the commit made (each a page with its
+	// overflow pages; the meta page included).
+	Writes int
+	// Err is the commit's error, if it failed.
+	Err error
 }
 
 func (o Options) withDefaults() Options {
@@ -216,6 +244,8 @@ type Request struct {
 	// stored record's seq) or refused (ErrFull, ErrClosed, a Build or storage
 	// error). It must not block for long.
 	Done func(seq uint64, err error)
+
+	queued time.Time // set by Append, for CommitInfo.Wait
 }
 
 // KindStats account for the records of one kind since the outbox file was
@@ -364,6 +394,9 @@ func (o *Outbox) Append(req Request) {
 			req.Done(0, ErrClosed)
 		}
 		return
+	}
+	if o.opts.OnCommit != nil {
+		req.queued = time.Now()
 	}
 	o.queue <- req
 }
@@ -651,7 +684,19 @@ func (o *Outbox) commit(batch []Request, res []result) []result {
 	o.wmu.Lock()
 	var st txState
 	var dels []uint64
-	err := o.db.Update(func(tx *bolt.Tx) error {
+	info := CommitInfo{Requests: len(batch)}
+	if o.opts.OnCommit != nil {
+		var oldest time.Time
+		for _, req := range batch {
+			if !req.queued.IsZero() && (oldest.IsZero() || req.queued.Before(oldest)) {
+				oldest = req.queued
+			}
+		}
+		if !oldest.IsZero() {
+			info.Wait = time.Since(oldest)
+		}
+	}
+	err := o.update(&info, func(tx *bolt.Tx) error {
 		o.mu.Lock()
 		st = txState{lastSeq: o.lastSeq, kinds: o.kinds}
 		dels, o.dels = o.dels, nil
@@ -740,6 +785,7 @@ func (o *Outbox) commit(batch []Request, res []result) []result {
 		for i := range res {
 			res[i] = result{err: err}
 		}
+		info.Err = err
 		// The deletions wait for the next commit.
 		o.mu.Lock()
 		o.dels = append(dels, o.dels...)
@@ -758,6 +804,16 @@ func (o *Outbox) commit(batch []Request, res []result) []result {
 		o.mu.Unlock()
 	}
 	o.wmu.Unlock()
+	if o.opts.OnCommit != nil {
+		info.Deletes = len(dels)
+		for i, req := range batch {
+			info.Checkpoints += len(req.Checkpoint)
+			if req.Build != nil && res[i].err == nil {
+				info.Records++
+			}
+		}
+		o.opts.OnCommit(info)
+	}
 	for i, req := range batch {
 		if req.Done != nil {
 			req.Done(res[i].seq, res[i].err)
@@ -768,6 +824,33 @@ func (o *Outbox) commit(batch []Request, res []result) []result {
 	default:
 	}
 	return res
+}
+
+// update runs fn in a write transaction and commits it, as bbolt's
+// DB.Update does, timing the two parts into info.
+func (o *Outbox) update(info *CommitInfo, fn func(*bolt.Tx) error) error {
+	t0 := time.Now()
+	tx, err := o.db.Begin(true)
+	if err != nil {
+		return err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_ = tx.Rollback()
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	t1 := time.Now()
+	info.Build = t1.Sub(t0)
+	committed = true
+	err = tx.Commit()
+	info.Commit = time.Since(t1)
+	st := tx.Stats()
+	info.Writes = int(st.GetWrite())
+	return err
 }
 
 // hasWork reports whether a commit of batch would store or delete anything.
