@@ -27,7 +27,8 @@ type Desired struct {
 	// it; "*" means every stream) to the model it must run, "name@version"
 	// (the signed package names.ModelObject(name, version) in
 	// names.ObjectModels). The agent reports the model it runs under the
-	// same key in State.Models.
+	// same key in State.Models. A stream runs the model of the most
+	// specific key: its own name, else its rule's pattern, else "*".
 	Models map[string]string `json:"models,omitempty"`
 	// Config is the firmware profile the agent must run: the key
 	// names.ConfigKey(name, revision) of its YAML in the KV bucket

@@ -117,6 +117,14 @@ type State struct {
 	// Profile and Revision identify the firmware profile in force.
 	Profile  string `json:"profile"`
 	Revision int64  `json:"revision"`
+	// Config is the desired config key (Desired.Config) of the profile in
+	// force, "" for the profile the agent was installed with.
+	Config string `json:"config,omitempty"`
+	// ConfigStatus is "applying" while a pushed profile is on probation
+	// (it runs, and must judge readings healthily for a grace period), then
+	// "applied". A profile that fails its probation is replaced by the
+	// previous one, and LastError says why.
+	ConfigStatus string `json:"config_status,omitempty"`
 	// Group is the fleet group the profile puts the agent in, if any.
 	Group   string    `json:"group,omitempty"`
 	Started time.Time `json:"started"`

@@ -69,6 +69,9 @@ type Options struct {
 	// reading judged, with the model that judged it. Tests account for
 	// readings with it; it must not block.
 	OnJudged func(Judged)
+	// ConfigGrace is how long a profile the cloud pushed must run healthily
+	// before it counts as applied (control.Config.Grace). Default 30s.
+	ConfigGrace time.Duration
 }
 
 // Judged is one judgement, for Options.OnJudged.
@@ -186,9 +189,11 @@ func New(opts Options) (*Agent, error) {
 		if err == nil {
 			return a, nil
 		}
-		opts.Logger.Error("applied config does not run; back to the installed profile", "config", key, "err", err)
+		opts.Logger.Error("applied config does not run; back to the profile before it", "config", key, "err", err)
 		if err := control.DropConfig(controlDir(installed), err); err != nil {
 			opts.Logger.Error("applied config not dropped", "err", err)
+		} else {
+			return New(opts) // the profile before it, or the installed one
 		}
 	}
 	return build(opts, installed, "")
@@ -228,23 +233,24 @@ func build(opts Options, p profile.Profile, key string) (*Agent, error) {
 				return nil, fmt.Errorf("agent: streams[%d].model: %w", i, err)
 			}
 		}
-		if _, err := a.newDetector(s); err != nil {
+		if _, err := a.newDetector("", s); err != nil {
 			return nil, fmt.Errorf("agent: stream %s: %w", s.Match, err)
 		}
 	}
 	return a, nil
 }
 
-// newDetector builds the detector of a stream configured by s. A stream
-// scored by a model gets a scorer on the model's runner (the one control
-// swapped in, else the profile's), and the manifest's thresholds unless
-// the profile sets them.
-func (a *Agent) newDetector(s profile.Stream) (*detect.Detector, error) {
+// newDetector builds the detector of stream (a name; "" for the rule
+// alone) configured by s. A stream scored by a model gets a scorer on the
+// model's runner (the one control swapped in for the stream, its rule or
+// "*", else the profile's), and the manifest's thresholds unless the
+// profile sets them.
+func (a *Agent) newDetector(stream string, s profile.Stream) (*detect.Detector, error) {
 	cfg := detectConfig(s)
 	if s.Scorer != profile.ScorerModel {
 		return detect.New(cfg)
 	}
-	r := a.runnerFor(s)
+	r := a.runnerFor(stream, s)
 	if r == nil {
 		return nil, fmt.Errorf("model %q not loaded", s.Model)
 	}
@@ -274,10 +280,11 @@ func thresholds(s profile.Stream, r *modelscore.Runner) (low, high float64) {
 	return s.Low, s.High
 }
 
-// modelOf is the "name@version" that scores streams configured by s.
-func (a *Agent) modelOf(s profile.Stream) string {
+// modelOf is the "name@version" that scores stream ("" the rule alone)
+// configured by s.
+func (a *Agent) modelOf(stream string, s profile.Stream) string {
 	if s.Scorer == profile.ScorerModel {
-		if r := a.runnerFor(s); r != nil {
+		if r := a.runnerFor(stream, s); r != nil {
 			return r.Model()
 		}
 	}
@@ -341,7 +348,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err != nil && a.configKey != "" && !a.wasReady.Load() && ctx.Err() == nil {
 			// The profile the cloud sent does not start (a port in use...):
 			// back to the installed one, and that config is refused.
-			a.log.Error("the profile the cloud sent does not start; back to the installed profile", "config", a.configKey, "err", err)
+			a.log.Error("the profile the cloud sent does not start; back to the profile before it", "config", a.configKey, "err", err)
 			if derr := control.DropConfig(controlDir(a.installed), err); derr != nil {
 				return err
 			}
@@ -423,7 +430,7 @@ func (a *Agent) run(ctx context.Context) (restart bool, err error) {
 	a.met.UplinkLag(a.up.Lag)
 	scfg := sampler.ConfigFrom(a.p.Uplink)
 	scfg.Logger = a.log.With("component", "sampler")
-	scfg.ModelOf = func(stream string) string { return a.modelOf(a.p.StreamFor(stream)) }
+	scfg.ModelOf = func(stream string) string { return a.modelOf(stream, a.p.StreamFor(stream)) }
 	a.smp, err = sampler.New(a.nc, a.p.Agent.ID, scfg)
 	if err != nil {
 		return false, fmt.Errorf("agent: %w", err)
@@ -814,7 +821,7 @@ func (a *Agent) DecodeErrors() map[string]map[string]uint64 {
 func (a *Agent) detector(stream string) *detect.Detector {
 	d, ok := a.detectors[stream]
 	if !ok {
-		d, _ = a.newDetector(a.p.StreamFor(stream)) // configs checked in New
+		d, _ = a.newDetector(stream, a.p.StreamFor(stream)) // configs checked in New
 		a.detectors[stream] = d
 	}
 	return d
@@ -904,7 +911,7 @@ func (a *Agent) State() wire.State {
 		OutboxDepth: st.Depth, OutboxBytes: st.Bytes, Drops: st.Drops, DropsByKind: dropsByKind(st),
 	}
 	for _, p := range a.p.Streams {
-		s.Models[p.Match] = a.modelOf(p.Defaults())
+		s.Models[p.Match] = a.modelOf("", p.Defaults())
 	}
 	a.modelMu.RLock()
 	named := make([]string, 0, len(a.named))
@@ -917,6 +924,7 @@ func (a *Agent) State() wire.State {
 			s.Models[key] = m
 		}
 	}
+	a.controlState(&s) // control.go
 	if e, _ := a.ctlErr.Load().(string); e != "" {
 		s.LastError = e
 	} else if e, ok := a.lastErr.Load().(string); ok {

@@ -64,7 +64,7 @@ func (a *Agent) restoreCheckpoint() {
 		if !ok {
 			continue
 		}
-		d, err := a.restoreDetector(a.p.StreamFor(stream), v)
+		d, err := a.restoreDetector(stream, a.p.StreamFor(stream), v)
 		if err != nil {
 			a.log.Warn("stream checkpoint skipped", "stream", stream, "err", err)
 			continue
@@ -151,19 +151,19 @@ func (a *Agent) saveCheckpointLocked() {
 	}})
 }
 
-// restoreDetector returns the detector of a stream configured by s with
+// restoreDetector returns the detector of stream configured by s with
 // the checkpointed state b. A state made with another model than the one
 // the stream runs now (the agent stopped between a model swap and the next
 // checkpoint) is restored with the model it names, if the agent has it,
 // and that model is then swapped for the one the stream runs
 // (detect.Detector.SwapScorer), so the stream's window is kept.
-func (a *Agent) restoreDetector(s profile.Stream, b []byte) (*detect.Detector, error) {
-	d, err := a.newDetector(s)
+func (a *Agent) restoreDetector(stream string, s profile.Stream, b []byte) (*detect.Detector, error) {
+	d, err := a.newDetector(stream, s)
 	if err != nil {
 		return nil, err
 	}
 	err = d.UnmarshalBinary(b)
-	want := a.runnerFor(s)
+	want := a.runnerFor(stream, s)
 	if err == nil || want == nil {
 		return d, err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/outpost-iot/outpost/models/detect/modelscore"
 	"github.com/outpost-iot/outpost/shared/modelpkg"
 	"github.com/outpost-iot/outpost/shared/profile"
+	"github.com/outpost-iot/outpost/shared/wire"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -31,8 +32,15 @@ import (
 // unless the profile sets its own.
 //
 // Streams of a desired key: "*" means every stream the profile scores with
-// a model; any other key is a profile stream's match pattern, and must
-// name a stream scored by a model. A stream's own pattern wins over "*".
+// a model; a key equal to a profile rule's match pattern means the streams
+// of that rule; any other key is one stream's name (no wildcard), which a
+// rule scored by a model must take (not a video rule: its cameras share
+// the rule's model). The most specific key wins: the stream's own name,
+// then its rule's pattern, then "*", then the profile's model. A swap for
+// a stream's name re-scores that stream alone; removing the key sends it
+// back to the model of its pattern (or "*", or the profile's). The
+// installed model named under a pattern or a stream's name is swapped in
+// like any other, so that it wins over the less specific keys.
 // The runner swapped in is an interpreter of its own, made and test-run
 // by control before the swap, and from then on used only on the detection
 // goroutine. A swap costs the detection goroutine, per stream, the model
@@ -45,8 +53,14 @@ import (
 // Config: control stores the profile in the data directory and calls
 // Restart; Run shuts the pipeline down cleanly and builds a new one from
 // it (New), keeping the agent id, the data directory and the command-line
-// overrides. A stored profile that does not start goes back to the
-// installed one, and is refused (control.DropConfig).
+// overrides. A pushed profile that sets another agent id or data directory
+// is refused (neither can change in process). The new pipeline runs the
+// profile on probation (State.ConfigStatus "applying") until it has judged
+// readings healthily for Options.ConfigGrace (control's package comment
+// says what healthy is), then "applied". A stored profile that does not
+// start, or fails its probation, goes back to the profile before it (the
+// last applied one, else the installed one), and is refused
+// (control.DropConfig; LastError says why).
 
 // controlDir is where control keeps what it applied.
 func controlDir(p profile.Profile) string { return filepath.Join(p.DataDir, "control") }
@@ -82,11 +96,23 @@ func newCandidate(opts Options, installed profile.Profile, key string, text []by
 // gateway: the agent id, data directory and MQTT client id are the
 // installed profile's; the NATS URL, trust key, group and MQTT connection
 // are the installed profile's when the text leaves them out; then the
-// command-line overrides apply.
+// command-line overrides apply. A text that sets another agent id or data
+// directory is refused: neither can change in process (the outbox, the
+// checkpoints and control's state live in the data directory, and the
+// cloud knows the gateway by its id), unless the command line sets it.
 func pushedProfile(installed profile.Profile, text []byte, o Overrides) (profile.Profile, error) {
 	p, err := profile.Parse(text)
 	if err != nil {
 		return p, err
+	}
+	// (What the command line sets wins anyway: no change then.)
+	if p.Agent.ID != "" && o.AgentID == "" && p.Agent.ID != installed.Agent.ID {
+		return p, fmt.Errorf("agent.id %s: this gateway is %s, and its id cannot change in process (install a profile with outpost-edge, or leave agent.id out)",
+			p.Agent.ID, installed.Agent.ID)
+	}
+	if p.DataDir != "" && o.DataDir == "" && filepath.Clean(p.DataDir) != filepath.Clean(installed.DataDir) {
+		return p, fmt.Errorf("data_dir %s: this gateway's is %s, and it cannot change in process: its outbox, checkpoints and applied state live there (install a profile with outpost-edge, or leave data_dir out)",
+			p.DataDir, installed.DataDir)
 	}
 	p.Agent.ID = installed.Agent.ID
 	p.DataDir = installed.DataDir
@@ -118,7 +144,7 @@ func (a *Agent) startControl() error {
 	}, []string{"kind", "result", "reason"})
 	a.met.Reg.MustRegister(a.swaps)
 	ctl, err := control.New(control.Config{Agent: a.p.Agent.ID, Conn: a.nc, TrustKey: a.trust, Dir: controlDir(a.p),
-		Target: a, Logger: a.log})
+		Target: a, Logger: a.log, Grace: a.opts.ConfigGrace})
 	if err != nil {
 		return err
 	}
@@ -130,9 +156,44 @@ func (a *Agent) startControl() error {
 	return nil
 }
 
-// modelStreams are the profile's streams scored by a model that desired
-// key covers.
+// streamRule is the profile's rule of stream, a stream name (no
+// wildcard); ok is false when no rule of the profile matches it.
+func (a *Agent) streamRule(stream string) (s profile.Stream, ok bool) {
+	if strings.ContainsAny(stream, "+#") {
+		return s, false
+	}
+	for _, s := range a.p.Streams {
+		if profile.MatchFilter(s.Match, stream) {
+			return s.Defaults(), true
+		}
+	}
+	return s, false
+}
+
+// exactKey reports whether desired key names one stream (not "*", not a
+// rule's match pattern): it then applies to that stream alone.
+func (a *Agent) exactKey(key string) bool {
+	if key == "*" {
+		return false
+	}
+	for _, s := range a.p.Streams {
+		if s.Match == key {
+			return false
+		}
+	}
+	return true
+}
+
+// modelStreams are the profile's rules scored by a model that desired key
+// covers: every one for "*", the rule whose pattern is key, or the rule
+// that matches the stream named by key.
 func (a *Agent) modelStreams(key string) []profile.Stream {
+	if a.exactKey(key) {
+		if s, ok := a.streamRule(key); ok && s.Scorer == profile.ScorerModel {
+			return []profile.Stream{s}
+		}
+		return nil
+	}
 	var out []profile.Stream
 	for _, s := range a.p.Streams {
 		s = s.Defaults()
@@ -143,14 +204,22 @@ func (a *Agent) modelStreams(key string) []profile.Stream {
 	return out
 }
 
-// runnerFor is the runner of stream s: the model swapped in for its
-// pattern, else for "*", else the profile's.
-func (a *Agent) runnerFor(s profile.Stream) *modelscore.Runner {
+// runnerFor is the runner of stream (a name, "" for the rule alone)
+// configured by s; the most specific wins: the model swapped in for the
+// stream itself, else for its rule's pattern, else for "*", else the
+// profile's.
+func (a *Agent) runnerFor(stream string, s profile.Stream) *modelscore.Runner {
 	if s.Scorer != profile.ScorerModel {
 		return nil
 	}
 	a.modelMu.RLock()
-	r := a.over[s.Match]
+	var r *modelscore.Runner
+	if stream != "" && stream != s.Match {
+		r = a.over[stream]
+	}
+	if r == nil {
+		r = a.over[s.Match]
+	}
 	if r == nil {
 		r = a.over["*"]
 	}
@@ -161,11 +230,16 @@ func (a *Agent) runnerFor(s profile.Stream) *modelscore.Runner {
 	return r
 }
 
-// InstalledModel implements control.Target.
+// InstalledModel implements control.Target: for a stream's name, the
+// model its rule installs.
 func (a *Agent) InstalledModel(key string) (string, error) {
 	ss := a.modelStreams(key)
 	if len(ss) == 0 {
-		return "", fmt.Errorf("no stream of profile %s (revision %d) matching %q is scored by a model", a.p.Name, a.p.Revision, key)
+		what := "matching"
+		if a.exactKey(key) {
+			what = "taking the stream"
+		}
+		return "", fmt.Errorf("no stream rule of profile %s (revision %d) %s %q is scored by a model", a.p.Name, a.p.Revision, what, key)
 	}
 	return a.runners[ss[0].Model].Model(), nil
 }
@@ -205,6 +279,16 @@ func (a *Agent) setModel(key string, r *modelscore.Runner, named bool) error {
 	if err := a.checkSwap(key, r); err != nil { // video rules: video.go
 		return err
 	}
+	if a.exactKey(key) {
+		if inst := a.runnerFor("", a.modelStreams(key)[0]); inst != nil && inst.IsVector() {
+			return fmt.Errorf("%s is a camera of video rule %s: its cameras share the rule's model (name the rule's pattern)", key, a.modelStreams(key)[0].Match)
+		}
+	}
+	if r == nil && named && key != "*" {
+		// The installed model named for a rule or a stream: it must win
+		// over the less specific keys, so it is swapped in like any other.
+		r = a.runners[a.modelStreams(key)[0].Model]
+	}
 	a.cpMu.Lock()
 	defer a.cpMu.Unlock()
 	a.modelMu.Lock()
@@ -223,7 +307,7 @@ func (a *Agent) setModel(key string, r *modelscore.Runner, named bool) error {
 	var errs []error
 	for stream, d := range a.detectors {
 		s := a.p.StreamFor(stream)
-		nr := a.runnerFor(s)
+		nr := a.runnerFor(stream, s)
 		if nr == nil || d.Model() == nr.Model() {
 			continue
 		}
@@ -296,6 +380,21 @@ func (a *Agent) SetError(msg string) {
 	a.ctlErr.Store(msg)
 	if a.nc != nil {
 		a.publishState()
+	}
+}
+
+// Counters implements control.Target: this pipeline's readings and
+// decode errors.
+func (a *Agent) Counters() (readings, decodeErrors uint64) {
+	return a.readings.Load(), a.decodeErrors.Load()
+}
+
+// controlState sets the config fields of s: the desired config key of the
+// profile running and its status (control.ConfigStatus).
+func (a *Agent) controlState(s *wire.State) {
+	s.Config = a.configKey
+	if a.ctl != nil {
+		s.ConfigStatus = a.ctl.ConfigStatus()
 	}
 }
 

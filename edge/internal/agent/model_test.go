@@ -133,7 +133,7 @@ func BenchmarkDecodeJudgeModel(b *testing.B) {
 	dets := make([]*detect.Detector, streams)
 	for s := range dets {
 		topics[s] = fmt.Sprintf("sensors/dev-%d/temp", s)
-		if dets[s], err = a.newDetector(p.Defaults().StreamFor(topics[s])); err != nil {
+		if dets[s], err = a.newDetector(topics[s], p.Defaults().StreamFor(topics[s])); err != nil {
 			b.Fatal(err)
 		}
 	}

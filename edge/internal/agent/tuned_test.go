@@ -33,7 +33,7 @@ func TestTunedProfileIsTheEvaluated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := a.newDetector(s)
+	d, err := a.newDetector("", s)
 	if err != nil {
 		t.Fatal(err)
 	}

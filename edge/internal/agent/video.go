@@ -260,7 +260,7 @@ func (a *Agent) stepCamera(vr *videoRule, prefix string, ts time.Time, vec []flo
 	cell := a.cellOf(d)
 	if cell == nil {
 		// New camera, or a checkpoint restored it under another rule.
-		nd, err := a.newDetector(vr.s)
+		nd, err := a.newDetector(stream, vr.s)
 		if err != nil {
 			a.setErr(err)
 			return
@@ -305,7 +305,7 @@ func (a *Agent) checkSwap(key string, r *modelscore.Runner) error {
 		return nil
 	}
 	for _, s := range a.modelStreams(key) {
-		inst := a.runnerFor(s) // of the installed model's kind and features, as swaps keep them
+		inst := a.runnerFor("", s) // of the installed model's kind and features, as swaps keep them
 		if inst == nil {
 			continue
 		}

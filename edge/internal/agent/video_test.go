@@ -357,7 +357,7 @@ func TestVideoCheckpointAndSwap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := a.restoreDetector(a.p.StreamFor(stream), b)
+	d, err := a.restoreDetector(stream, a.p.StreamFor(stream), b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,7 +388,7 @@ func TestVideoCheckpointAndSwap(t *testing.T) {
 			t.Errorf("swap %s onto %s: %v", r.Model(), key, err)
 		}
 	}
-	if got := a.modelOf(a.p.StreamFor(stream)); got != "ae-video@1" {
+	if got := a.modelOf(stream, a.p.StreamFor(stream)); got != "ae-video@1" {
 		t.Fatalf("a refused swap changed the model to %s", got)
 	}
 	m2 := *m
@@ -408,7 +408,7 @@ func TestVideoCheckpointAndSwap(t *testing.T) {
 	}
 	// A checkpoint of ae-video@1 does not come back on ae-video@2: the
 	// camera starts afresh.
-	if d, err := a.restoreDetector(a.p.StreamFor(stream), b); err == nil {
+	if d, err := a.restoreDetector(stream, a.p.StreamFor(stream), b); err == nil {
 		t.Fatalf("an ae-video@1 checkpoint restored on ae-video@2 as %s", d.Model())
 	}
 	fresh := modelscore.NewVector(v2)

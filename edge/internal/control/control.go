@@ -2,9 +2,11 @@
 // desired state (wire.Desired under the agent's id in the KV bucket
 // names.BucketDesired) and makes the agent run what it says.
 //
-// Models: for every entry of Desired.Models (key = a stream pattern of the
-// profile, or "*" for every stream scored by a model) that differs from what
-// runs, control fetches the signed package names.ModelObject(name, version)
+// Models: for every entry of Desired.Models (key = "*" for every stream
+// scored by a model, a stream pattern of the profile for the streams of
+// that rule, or one stream's name for that stream alone; the most specific
+// wins, as the Target decides) that differs from what runs, control
+// fetches the signed package names.ModelObject(name, version)
 // from the object store names.ObjectModels, verifies its ed25519 signature
 // and sha256 against the trust key (modelpkg.Verify), parses the model
 // manifest it carries (models/manifest), loads the model with the gateway's
@@ -22,6 +24,18 @@
 // it can run it (Target.CheckConfig), stores it in the data directory and
 // asks the agent to restart its pipeline with it (Target.Restart). An empty
 // Config goes back to the installed profile.
+//
+// A pushed profile is on probation until it has run healthily: it is
+// "applying" (ConfigStatus) until the new pipeline has judged readings for
+// Grace without failing, then "applied". Failing is: the pipeline does not
+// start (the agent calls DropConfig); its decode-error rate (decode errors
+// over readings plus decode errors) is above RateFactor × the previous
+// pipeline's rate when it handed over + RateFloor; or it judges no reading
+// in MaxWait while the previous one took readings at a pace that would
+// have given at least 10 in as long. On a failure control goes back to the
+// previous profile (the last applied one, kept as previous.yaml, or the
+// installed one) and reports the refusal, with the reason, in LastError.
+// Probation survives a restart of the agent: it starts again.
 //
 // On any failure the agent keeps what it runs, and the failure is reported
 // with the model or config it concerns and why (Target.SetError: the
@@ -82,6 +96,16 @@ const (
 	ReasonStream     = "stream"       // no stream of the profile takes it
 	ReasonInvalid    = "invalid"      // a config that does not validate
 	ReasonStore      = "store"        // it could not be kept on disk
+	ReasonUnhealthy  = "unhealthy"    // a config that ran, but failed its probation
+)
+
+// Config statuses, as ConfigStatus names them.
+const (
+	// StatusApplying: the pushed profile runs, on probation.
+	StatusApplying = "applying"
+	// StatusApplied: the profile runs and passed its probation (or is
+	// the installed one).
+	StatusApplied = "applied"
 )
 
 // Kinds of change, as Report names them.
@@ -96,7 +120,8 @@ type Error struct {
 	Kind string
 	// What is the model ("name@version") or config key.
 	What string
-	// Key is the desired models key (stream pattern) of a model.
+	// Key is the desired models key ("*", stream pattern or stream name)
+	// of a model.
 	Key string
 	// Reason is one of the Reason constants.
 	Reason string
@@ -107,6 +132,9 @@ type Error struct {
 func (e *Error) Error() string {
 	if e.Kind == KindModel {
 		return fmt.Sprintf("model %s for %s refused (%s): %v; keeping the running model", e.What, e.Key, e.Reason, e.Err)
+	}
+	if e.Reason == ReasonUnhealthy {
+		return fmt.Sprintf("config %s refused (%s): %v; back to the profile before it", e.What, e.Reason, e.Err)
 	}
 	return fmt.Sprintf("config %s refused (%s): %v; keeping the running profile", e.What, e.Reason, e.Err)
 }
@@ -143,6 +171,9 @@ type Target interface {
 	// SetError sets what control reports as the agent's last error: the
 	// failures of the desired state's keys, "" when there are none.
 	SetError(msg string)
+	// Counters are the readings judged and the decode errors counted by
+	// the running pipeline since it started, for a config's probation.
+	Counters() (readings, decodeErrors uint64)
 }
 
 // Config configures a Controller.
@@ -165,6 +196,17 @@ type Config struct {
 	Resync time.Duration
 	// FetchTimeout bounds a fetch. Default 30s.
 	FetchTimeout time.Duration
+	// Grace is how long a pushed profile must run, judging readings,
+	// before it counts as applied. Default 30s.
+	Grace time.Duration
+	// MaxWait is how long a pushed profile may run without judging a
+	// reading (see the package comment). Default 20 × Grace.
+	MaxWait time.Duration
+	// RateFactor and RateFloor bound a pushed profile's decode-error rate:
+	// rate ≤ RateFactor × the previous profile's + RateFloor. Defaults 3
+	// and 0.01 (the cloud's canary bounds).
+	RateFactor float64
+	RateFloor  float64
 }
 
 // Controller applies an agent's desired state.
@@ -181,6 +223,8 @@ type Controller struct {
 	failedConfig string
 	// errs holds the failure of each desired key ("model <key>", "config").
 	errs map[string]string
+	// started is when the controller (its pipeline) was made.
+	started time.Time
 }
 
 // applied is state.json: what was applied from the desired state.
@@ -191,9 +235,25 @@ type applied struct {
 	// Config is the desired config key of profile.yaml ("" none).
 	Config string `json:"config,omitempty"`
 	// Refused is a desired config key that was stored but did not run
-	// (DropConfig), and Why says why: it is not applied again.
+	// (DropConfig) or failed its probation, Reason is ReasonInvalid (""
+	// too) or ReasonUnhealthy, and Why says why: it is not applied again.
 	Refused string `json:"refused,omitempty"`
+	Reason  string `json:"reason,omitempty"`
 	Why     string `json:"why,omitempty"`
+	// Pending is true while Config is on probation; Previous is the config
+	// key to go back to if it fails ("" the installed profile; its text is
+	// previous.yaml), and Baseline what the pipeline before it had done.
+	Pending  bool      `json:"pending,omitempty"`
+	Previous string    `json:"previous,omitempty"`
+	Baseline *Baseline `json:"baseline,omitempty"`
+}
+
+// Baseline is what the pipeline that ran before a pushed profile had done
+// when it handed over: readings, decode errors and for how long.
+type Baseline struct {
+	Readings     uint64        `json:"readings"`
+	DecodeErrors uint64        `json:"decode_errors"`
+	Uptime       time.Duration `json:"uptime"`
 }
 
 // New returns a controller and reads what was applied before from Dir.
@@ -210,10 +270,23 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.FetchTimeout <= 0 {
 		cfg.FetchTimeout = 30 * time.Second
 	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = 30 * time.Second
+	}
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = 20 * cfg.Grace
+	}
+	if cfg.RateFactor <= 0 {
+		cfg.RateFactor = 3
+	}
+	if cfg.RateFloor <= 0 {
+		cfg.RateFloor = 0.01
+	}
 	if err := os.MkdirAll(filepath.Join(cfg.Dir, "models"), 0o700); err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
-	c := &Controller{cfg: cfg, log: cfg.Logger.With("component", "control"), failed: map[string]string{}, errs: map[string]string{}}
+	c := &Controller{cfg: cfg, log: cfg.Logger.With("component", "control"), failed: map[string]string{}, errs: map[string]string{},
+		started: time.Now()}
 	st, err := readApplied(cfg.Dir)
 	if err != nil {
 		return nil, err
@@ -252,20 +325,45 @@ func LoadConfig(dir string) (text []byte, key string, ok bool, err error) {
 	return text, st.Config, true, nil
 }
 
-// DropConfig forgets the applied profile (the agent goes back to its
-// installed one) because it did not run, for the reason why: that config is
-// not applied again (Run reports it) until the desired state names another.
+// DropConfig forgets the applied profile because it did not run, for the
+// reason why, and goes back to the profile applied before it (if it was
+// on probation) or the installed one: that config is not applied again
+// (Run reports it) until the desired state names another.
 func DropConfig(dir string, why error) error {
+	return revert(dir, ReasonInvalid, why.Error())
+}
+
+// revert makes the previous profile the applied one, refusing the one
+// applied for reason and why.
+func revert(dir, reason, why string) error {
 	st, err := readApplied(dir)
 	if err != nil {
 		return err
 	}
-	st.Refused, st.Why = st.Config, why.Error()
-	st.Config = ""
+	prev := ""
+	if st.Pending {
+		prev = st.Previous
+	}
+	if prev != "" {
+		text, err := os.ReadFile(filepath.Join(dir, "previous.yaml"))
+		if err == nil {
+			err = writeFile(filepath.Join(dir, "profile.yaml"), text)
+		}
+		if err != nil {
+			prev = "" // the installed profile, then
+		}
+	}
+	st.Refused, st.Reason, st.Why = st.Config, reason, why
+	st.Config, st.Pending, st.Previous, st.Baseline = prev, false, "", nil
 	if err := writeApplied(dir, st); err != nil {
 		return err
 	}
-	return removeIfExists(filepath.Join(dir, "profile.yaml"))
+	if prev == "" {
+		if err := removeIfExists(filepath.Join(dir, "profile.yaml")); err != nil {
+			return err
+		}
+	}
+	return removeIfExists(filepath.Join(dir, "previous.yaml"))
 }
 
 // writeFile writes b to path atomically: a temporary file, synced, then
@@ -371,6 +469,14 @@ func (c *Controller) Run(ctx context.Context) error {
 	js, err := jetstream.New(c.cfg.Conn)
 	if err != nil {
 		return fmt.Errorf("control: %w", err)
+	}
+	c.mu.Lock()
+	probation := c.st.Pending && c.st.Config == c.cfg.Target.RunningConfig()
+	c.mu.Unlock()
+	if probation {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() { defer close(done); c.probation(ctx) }()
 	}
 	backoff := 200 * time.Millisecond
 	lastMsg := ""
@@ -843,10 +949,16 @@ func (c *Controller) applyConfig(ctx context.Context, key string, rev int64) boo
 		c.mu.Unlock()
 		return false
 	}
-	refused, why := c.st.Refused, c.st.Why
+	refused, reason, why := c.st.Refused, c.st.Reason, c.st.Why
 	c.mu.Unlock()
 	if key != "" && key == refused {
-		c.setErr("config", &Error{Kind: KindConfig, What: key, Reason: ReasonInvalid, Err: fmt.Errorf("it did not run: %s", why)})
+		err := fmt.Errorf("it did not run: %s", why)
+		if reason == ReasonUnhealthy {
+			err = fmt.Errorf("it failed its probation: %s", why)
+		} else {
+			reason = ReasonInvalid
+		}
+		c.setErr("config", &Error{Kind: KindConfig, What: key, Reason: reason, Err: err})
 		return false
 	}
 	err := c.storeConfig(ctx, key)
@@ -863,7 +975,9 @@ func (c *Controller) applyConfig(ctx context.Context, key string, rev int64) boo
 		return false
 	}
 	c.log.Info("config stored; restarting the pipeline", "config", key)
-	t.Report(KindConfig, key, nil)
+	if key == "" { // the installed profile: no probation
+		t.Report(KindConfig, key, nil)
+	}
 	t.Restart()
 	return true
 }
@@ -901,7 +1015,29 @@ func (c *Controller) storeConfig(ctx context.Context, key string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := c.st
-	st.Config, st.Refused, st.Why = key, "", ""
+	if key != "" && !st.Pending {
+		// The running profile becomes the one to go back to, and what it
+		// has done the baseline of the probation.
+		st.Previous = st.Config
+		r, e := c.cfg.Target.Counters()
+		st.Baseline = &Baseline{Readings: r, DecodeErrors: e, Uptime: time.Since(c.started)}
+		if st.Previous != "" {
+			prev, err := os.ReadFile(filepath.Join(c.cfg.Dir, "profile.yaml"))
+			if err == nil {
+				err = writeFile(filepath.Join(c.cfg.Dir, "previous.yaml"), prev)
+			}
+			if err != nil {
+				return fail(ReasonStore, err)
+			}
+		}
+	}
+	// (A profile pushed while another is on probation replaces it: the
+	// previous profile and the baseline stay the last applied one's.)
+	st.Config, st.Refused, st.Reason, st.Why = key, "", "", ""
+	st.Pending = key != ""
+	if !st.Pending {
+		st.Previous, st.Baseline = "", nil
+	}
 	if key != "" {
 		if err := writeFile(filepath.Join(c.cfg.Dir, "profile.yaml"), text); err != nil {
 			return fail(ReasonStore, err)
@@ -912,7 +1048,128 @@ func (c *Controller) storeConfig(ctx context.Context, key string) error {
 	}
 	if key == "" {
 		removeIfExists(filepath.Join(c.cfg.Dir, "profile.yaml"))
+		removeIfExists(filepath.Join(c.cfg.Dir, "previous.yaml"))
 	}
 	c.st = st
 	return nil
+}
+
+// ConfigStatus is the status of the running profile: StatusApplying while
+// a pushed profile is on probation, else StatusApplied.
+func (c *Controller) ConfigStatus() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.st.Pending && c.st.Config == c.cfg.Target.RunningConfig() {
+		return StatusApplying
+	}
+	return StatusApplied
+}
+
+// probation watches the pushed profile that runs until it passes or fails
+// (see the package comment), or ctx is done.
+func (c *Controller) probation(ctx context.Context) {
+	c.mu.Lock()
+	key, base := c.st.Config, c.st.Baseline
+	c.mu.Unlock()
+	if base == nil {
+		base = &Baseline{}
+	}
+	c.log.Info("config on probation", "config", key, "grace", c.cfg.Grace)
+	tick := time.NewTicker(min(c.cfg.Grace/4, time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		r, e := c.cfg.Target.Counters()
+		ok, why := c.judge(time.Since(c.started), r, e, *base)
+		switch {
+		case ok:
+			c.pass(key)
+			return
+		case why != "":
+			c.flunk(key, why)
+			return
+		}
+	}
+}
+
+// judge decides the probation of a profile that has run for ran and
+// judged r readings and counted e decode errors, against the baseline:
+// ok when it passed, a reason why when it failed, neither while it goes
+// on.
+func (c *Controller) judge(ran time.Duration, r, e uint64, base Baseline) (ok bool, why string) {
+	if r+e == 0 {
+		if ran < c.cfg.MaxWait {
+			return false, ""
+		}
+		// Would the previous pipeline's pace have given 10 readings?
+		if base.Uptime > 0 && float64(base.Readings)*float64(c.cfg.MaxWait)/float64(base.Uptime) >= 10 {
+			return false, fmt.Sprintf("no reading judged in %v; the profile before it judged %d in %v",
+				c.cfg.MaxWait, base.Readings, base.Uptime.Round(time.Second))
+		}
+		return true, "" // a quiet gateway: nothing to judge it by
+	}
+	if ran < c.cfg.Grace {
+		return false, ""
+	}
+	rate := float64(e) / float64(r+e)
+	before := 0.0
+	if n := base.Readings + base.DecodeErrors; n > 0 {
+		before = float64(base.DecodeErrors) / float64(n)
+	}
+	if bound := c.cfg.RateFactor*before + c.cfg.RateFloor; rate > bound {
+		return false, fmt.Sprintf("decode-error rate %.4f (%d of %d) is above %.4f (%g × %.4f before + %g)",
+			rate, e, r+e, bound, c.cfg.RateFactor, before, c.cfg.RateFloor)
+	}
+	return r > 0, "" // decode errors alone: not judged yet (MaxWait, or the rate, decides)
+}
+
+// pass marks the profile of key applied.
+func (c *Controller) pass(key string) {
+	c.mu.Lock()
+	if !c.st.Pending || c.st.Config != key { // another one was pushed meanwhile
+		c.mu.Unlock()
+		return
+	}
+	st := c.st
+	st.Pending, st.Previous, st.Baseline = false, "", nil
+	err := writeApplied(c.cfg.Dir, st)
+	if err == nil {
+		c.st = st
+		removeIfExists(filepath.Join(c.cfg.Dir, "previous.yaml"))
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.log.Error("config passed its probation but is not stored as applied; it is on probation again after a restart", "config", key, "err", err)
+	}
+	c.log.Info("config applied: it passed its probation", "config", key)
+	c.cfg.Target.Report(KindConfig, key, nil)
+}
+
+// flunk refuses the profile of key for why and goes back to the previous
+// one.
+func (c *Controller) flunk(key, why string) {
+	c.mu.Lock()
+	if !c.st.Pending || c.st.Config != key {
+		c.mu.Unlock()
+		return
+	}
+	err := revert(c.cfg.Dir, ReasonUnhealthy, why)
+	if err == nil {
+		c.st, err = readApplied(c.cfg.Dir)
+	}
+	back := c.st.Config
+	c.mu.Unlock()
+	if err != nil {
+		c.log.Error("config failed its probation but could not be undone", "config", key, "why", why, "err", err)
+		return
+	}
+	ce := &Error{Kind: KindConfig, What: key, Reason: ReasonUnhealthy, Err: fmt.Errorf("it failed its probation: %s", why)}
+	c.log.Error("config refused; back to the previous profile", "config", key, "back_to", back, "why", why)
+	c.cfg.Target.Report(KindConfig, key, ce)
+	c.setErr("config", ce)
+	c.cfg.Target.Restart()
 }

@@ -1,0 +1,83 @@
+package control
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestJudge: the probation's verdicts on what a pushed profile's pipeline
+// has done, against the baseline of the one before it.
+func TestJudge(t *testing.T) {
+	c := &Controller{cfg: Config{Grace: 10 * time.Second, MaxWait: 100 * time.Second, RateFactor: 3, RateFloor: 0.01}}
+	busy := Baseline{Readings: 1000, DecodeErrors: 10, Uptime: 100 * time.Second} // 1% errors, 10 readings/s
+	quiet := Baseline{Readings: 2, Uptime: time.Hour}
+	for _, tc := range []struct {
+		name   string
+		ran    time.Duration
+		r, e   uint64
+		base   Baseline
+		ok     bool
+		reason string // "" while it goes on, when !ok
+	}{
+		{"healthy, grace not over", 5 * time.Second, 50, 0, busy, false, ""},
+		{"healthy after the grace", 11 * time.Second, 110, 1, busy, true, ""},
+		{"errors within 3x before + 0.01", 11 * time.Second, 100, 3, busy, true, ""},
+		{"errors above the bound", 11 * time.Second, 100, 10, busy, false, "decode-error rate 0.0909"},
+		{"errors above the bound, in the grace", 1 * time.Second, 0, 5, busy, false, ""},
+		{"only errors after the grace", 11 * time.Second, 0, 5, busy, false, "decode-error rate 1.0000"},
+		{"nothing yet", 50 * time.Second, 0, 0, busy, false, ""},
+		{"nothing for MaxWait, the one before was busy", 100 * time.Second, 0, 0, busy, false, "no reading judged in 1m40s"},
+		{"nothing for MaxWait, the one before was quiet", 100 * time.Second, 0, 0, quiet, true, ""},
+		{"nothing for MaxWait, no baseline", 100 * time.Second, 0, 0, Baseline{}, true, ""},
+		{"no baseline, clean", 11 * time.Second, 5, 0, Baseline{}, true, ""},
+		{"no baseline, 1 error in 5", 11 * time.Second, 4, 1, Baseline{}, false, "above 0.0100"},
+	} {
+		ok, why := c.judge(tc.ran, tc.r, tc.e, tc.base)
+		if ok != tc.ok || (tc.reason == "") != (why == "") || !strings.Contains(why, tc.reason) {
+			t.Errorf("%s: ok %v why %q, want ok %v why containing %q", tc.name, ok, why, tc.ok, tc.reason)
+		}
+	}
+}
+
+// TestDropConfigGoesBack: a profile on probation that does not run is
+// replaced by the one applied before it (kept as previous.yaml); without
+// one, by the installed profile.
+func TestDropConfigGoesBack(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		if err := writeFile(filepath.Join(dir, name), []byte(text)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("profile.yaml", "name: x\nrevision: 3\n")
+	write("previous.yaml", "name: x\nrevision: 2\n")
+	if err := writeApplied(dir, applied{Config: "x.3", Pending: true, Previous: "x.2", Baseline: &Baseline{Readings: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := DropConfig(dir, errors.New("port in use")); err != nil {
+		t.Fatal(err)
+	}
+	text, key, ok, err := LoadConfig(dir)
+	if !ok || err != nil || key != "x.2" || string(text) != "name: x\nrevision: 2\n" {
+		t.Fatalf("after dropping x.3: %q %q %v %v", text, key, ok, err)
+	}
+	st, _ := readApplied(dir)
+	if st.Refused != "x.3" || st.Why != "port in use" || st.Pending || st.Previous != "" || st.Baseline != nil {
+		t.Fatalf("state after dropping x.3: %+v", st)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "previous.yaml")); !os.IsNotExist(err) {
+		t.Fatalf("previous.yaml left: %v", err)
+	}
+	// x.2 was applied (not on probation): dropping it goes to the
+	// installed profile.
+	if err := DropConfig(dir, errors.New("gone")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok, err := LoadConfig(dir); ok || err != nil {
+		t.Fatalf("after dropping x.2: ok %v err %v", ok, err)
+	}
+}
