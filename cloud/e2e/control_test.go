@@ -53,7 +53,7 @@ func TestModelRollout(t *testing.T) {
 	ep := start(t, "outpost-edge", filepath.Join(binDir, "outpost-edge"), "run",
 		"--config", filepath.Join(repoRoot, "firmware-configs", "generic-sensor-model.yaml"),
 		"--agent-id", agent, "--nats", natsURL, "--mqtt", mq.URL(), "--data", filepath.Join(dir, "data"),
-		"--trust-key", keyFile)
+		"--trust-key", keyFile, "--config-grace", "2s")
 
 	nc, err := nats.Connect(natsURL)
 	if err != nil {
@@ -147,6 +147,7 @@ func TestModelRollout(t *testing.T) {
 		ID       string            `json:"id"`
 		Profile  string            `json:"profile"`
 		Revision int64             `json:"revision"`
+		Status   string            `json:"config_status"`
 		Models   map[string]string `json:"models"`
 	}
 	out = fleet(ctx, "devices", "list", "-o", "json")
@@ -154,7 +155,7 @@ func TestModelRollout(t *testing.T) {
 		t.Fatalf("fleet devices list -o json: %v\n%s", err, out)
 	}
 	for _, d := range after {
-		if d.ID == agent && (d.Profile != "e2e-plant" || d.Revision != 2 || d.Models["*"] != "ae-edge@2") {
+		if d.ID == agent && (d.Profile != "e2e-plant" || d.Revision != 2 || d.Status != "applied" || d.Models["*"] != "ae-edge@2") {
 			t.Fatalf("after the config push: device %+v", d)
 		}
 	}

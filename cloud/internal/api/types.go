@@ -47,18 +47,21 @@ type Device struct {
 	// Heartbeat is the interval the agent says it sends state at.
 	Heartbeat wire.Duration `json:"heartbeat"`
 	// State is the agent's latest reported state, as it sent it.
-	Version     string            `json:"version"`
-	Profile     string            `json:"profile"`
-	Revision    int64             `json:"revision"`
-	Group       string            `json:"group,omitempty"`
-	Started     time.Time         `json:"started"`
-	Models      map[string]string `json:"models,omitempty"`
-	Readings    uint64            `json:"readings"`
-	Anomalies   uint64            `json:"anomalies"`
-	Uncertain   uint64            `json:"uncertain"`
-	OutboxDepth uint64            `json:"outbox_depth"`
-	Drops       uint64            `json:"drops"`
-	LastError   string            `json:"last_error,omitempty"`
+	Version  string `json:"version"`
+	Profile  string `json:"profile"`
+	Revision int64  `json:"revision"`
+	// ConfigStatus is "applying" while a pushed profile is on probation on
+	// the agent, then "applied" ("" for the installed profile).
+	ConfigStatus string            `json:"config_status,omitempty"`
+	Group        string            `json:"group,omitempty"`
+	Started      time.Time         `json:"started"`
+	Models       map[string]string `json:"models,omitempty"`
+	Readings     uint64            `json:"readings"`
+	Anomalies    uint64            `json:"anomalies"`
+	Uncertain    uint64            `json:"uncertain"`
+	OutboxDepth  uint64            `json:"outbox_depth"`
+	Drops        uint64            `json:"drops"`
+	LastError    string            `json:"last_error,omitempty"`
 	// DropsByKind splits Drops by what was dropped ("summary",
 	// "uncertain", "anomaly"), as the agent reports it.
 	DropsByKind map[string]uint64 `json:"drops_by_kind,omitempty"`

@@ -223,6 +223,7 @@ func (r *Registry) Devices() []api.Device {
 			Version:      st.Version,
 			Profile:      st.Profile,
 			Revision:     st.Revision,
+			ConfigStatus: st.ConfigStatus,
 			Group:        st.Group,
 			Started:      st.Started,
 			Models:       st.Models,

@@ -554,7 +554,9 @@ func (c *Controller) check(r *api.Rollout, devs map[string]api.Device, canaries 
 func runs(r *api.Rollout, d api.Device) bool {
 	if r.Kind == api.KindConfig {
 		name, rev, ok := strings.Cut(r.Config, "@")
-		return ok && d.Profile == name && strconv.FormatInt(d.Revision, 10) == rev
+		// A pushed profile runs once the agent has it in force and it has
+		// passed the agent's probation (no longer "applying").
+		return ok && d.Profile == name && strconv.FormatInt(d.Revision, 10) == rev && d.ConfigStatus != "applying"
 	}
 	return d.Models[r.Stream] == r.Model
 }

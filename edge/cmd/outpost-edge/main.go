@@ -2,7 +2,7 @@
 // readings, scores them on the gateway and forwards anomalies and summaries
 // to the cloud over NATS JetStream.
 //
-//	outpost-edge run --config profile.yaml [--agent-id ID] [--nats URL] [--mqtt URL | --mqtt-listen ADDR] [--data DIR] [--trust-key FILE]
+//	outpost-edge run --config profile.yaml [--agent-id ID] [--nats URL] [--mqtt URL | --mqtt-listen ADDR] [--data DIR] [--trust-key FILE] [--config-grace DURATION]
 //	outpost-edge validate --config profile.yaml
 //	outpost-edge version
 //
@@ -28,6 +28,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/outpost-iot/outpost/edge/internal/agent"
 	"github.com/outpost-iot/outpost/shared/buildinfo"
@@ -55,6 +56,7 @@ func newRoot(stderr io.Writer) *cobra.Command {
 
 func newRun() *cobra.Command {
 	var config, trustKey string
+	var grace time.Duration
 	var o agent.Overrides
 	cmd := &cobra.Command{
 		Use:   "run --config FILE",
@@ -67,7 +69,10 @@ func newRun() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("%s:\n%w", config, err)
 			}
-			opts := agent.Options{Profile: o.Apply(p), Overrides: o, Version: buildinfo.String(), Logger: log}
+			if grace < 0 {
+				return fmt.Errorf("--config-grace %s: must not be negative", grace)
+			}
+			opts := agent.Options{Profile: o.Apply(p), Overrides: o, Version: buildinfo.String(), Logger: log, ConfigGrace: grace}
 			setProcs(opts.Profile)
 			if trustKey != "" {
 				b, err := os.ReadFile(trustKey)
@@ -97,6 +102,7 @@ func newRun() *cobra.Command {
 	f.StringVar(&o.DataDir, "data", "", "data directory for the outbox (overrides data_dir)")
 	f.StringVar(&o.MetricsListen, "metrics-listen", "", "address to serve /metrics on (overrides metrics.listen)")
 	f.StringVar(&trustKey, "trust-key", "", `file holding the cloud's model-signing public key, "ed25519:<base64>" (overrides nats.trust_key)`)
+	f.DurationVar(&grace, "config-grace", 0, "how long a profile the cloud pushes must run healthily before it counts as applied (default 30s)")
 	cmd.MarkFlagRequired("config")
 	cmd.MarkFlagsMutuallyExclusive("mqtt", "mqtt-listen")
 	return cmd
