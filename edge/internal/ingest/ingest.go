@@ -1,17 +1,27 @@
-// Package ingest is the agent's MQTT client: a paho session with QoS 1, a
-// persistent session (clean session off) under a stable client id,
-// automatic reconnects and resubscription on every connect. Messages are not
-// acknowledged automatically: the handler acknowledges each message once it
-// is safe (judged normal, or its event committed to the outbox), so the
-// broker redelivers whatever the agent had not secured when it died.
+// Package ingest is the agent's MQTT client: QoS 1, a persistent session
+// (clean session off) under a stable client id, automatic reconnects with
+// backoff, subscriptions restored. Messages are not acknowledged
+// automatically: the handler acknowledges each message once it is safe
+// (judged normal, or its event committed to the outbox), so the broker
+// redelivers whatever the agent had not secured when it died.
+//
+// Brokers at tcp://, mqtt://, ssl://, tls://, tcps:// and mqtts:// URLs are
+// read by the package's own MQTT 3.1.1 client (lean.go): one goroutine
+// reads the connection in batches (a steady trickle is read once a
+// millisecond, Config.ReadCoalesce), decodes PUBLISH packets in place and
+// calls the handler inline, with no hand-off between receipt and handler;
+// PUBACKs are written together, at most about a millisecond after Ack.
+// Websocket brokers (ws://, wss://) go through paho (paho.go). Both give
+// the handler the same contract: messages in order on one goroutine, a
+// message acknowledged only by Ack, an unacknowledged one redelivered by
+// the broker to the next session.
 package ingest
 
 import (
-	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -22,18 +32,31 @@ import (
 
 // Message is one received MQTT message.
 type Message struct {
-	Topic   string
+	Topic string
+	// Payload is valid only until the handler returns: the lean client
+	// reuses its read buffer. Copy what must be kept.
 	Payload []byte
-	msg     paho.Message
 	c       *Client
+	msg     paho.Message // paho's message; nil for the lean client
+	id      uint16       // lean: packet identifier, 0 for QoS 0
+	gen     uint32       // lean: the connection the message came on
 }
 
 // Ack acknowledges the message to the broker. Safe to call from any
-// goroutine, once; it does not block.
+// goroutine, once; it does not block. An acknowledgement of a message
+// that came on a connection since lost is dropped (the broker redelivers
+// the message on the new session, and the outbox's idempotence absorbs
+// it): a packet identifier means nothing outside its connection.
 func (m Message) Ack() {
-	select {
-	case m.c.acks <- m.msg:
-	case <-m.c.stop:
+	if m.msg != nil {
+		select {
+		case m.c.acks <- m.msg:
+		case <-m.c.stop:
+		}
+		return
+	}
+	if m.id != 0 && m.c != nil && m.c.lean != nil {
+		m.c.lean.ack(m.gen, m.id)
 	}
 }
 
@@ -57,14 +80,45 @@ type Config struct {
 	Handler Handler
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
+	// KeepAlive is the MQTT keep-alive interval. Default 30s.
+	KeepAlive time.Duration
+	// MaxPacket is the largest packet the lean client reads (bytes);
+	// a larger PUBLISH is skipped, counted (Stats.Oversized) and
+	// acknowledged, so that the broker does not redeliver it forever.
+	// Default 1 MiB.
+	MaxPacket int
+	// TLS configures ssl://, tls://, tcps:// and mqtts:// brokers for the
+	// lean client. Default: the system's roots, server name from the URL.
+	TLS *tls.Config
+	// ReadCoalesce is how long the lean client waits after a small read
+	// before reading again, so that a steady stream is read (and
+	// acknowledged) in batches rather than a wake-up per message. It adds
+	// at most that much to the time a message waits before the handler.
+	// Default 1ms; negative: none.
+	ReadCoalesce time.Duration
+	// Paho makes the client use paho for every scheme (tests compare the
+	// two clients with it). Default: paho only for ws:// and wss://.
+	Paho bool
+}
+
+// Stats are counters of the lean client (zero with paho).
+type Stats struct {
+	// Connects counts successful connects (CONNACK accepted).
+	Connects uint64
+	// Subscribes counts SUBSCRIBE packets sent (not on a reconnect to a
+	// session the broker kept).
+	Subscribes uint64
+	// ProtocolErrors counts connections closed for a packet that breaks
+	// MQTT 3.1.1.
+	ProtocolErrors uint64
+	// Oversized counts PUBLISH packets over MaxPacket, skipped.
+	Oversized uint64
 }
 
 // Client is a running MQTT client.
 type Client struct {
 	cfg       Config
-	pc        paho.Client
 	log       *slog.Logger
-	acks      chan paho.Message
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	connected atomic.Bool
@@ -72,6 +126,11 @@ type Client struct {
 	connCh    chan struct{}
 	connOnce  sync.Once
 	closeOnce sync.Once
+
+	lean *lean // tcp and TLS brokers
+
+	pc   paho.Client       // websocket brokers, or Config.Paho
+	acks chan paho.Message // paho's acknowledgements, sent by acker
 }
 
 // Start starts the client; it connects (and keeps reconnecting) in the
@@ -83,90 +142,48 @@ func Start(cfg Config) (*Client, error) {
 	if cfg.Handler == nil {
 		return nil, fmt.Errorf("ingest: no handler")
 	}
-	c := &Client{cfg: cfg, log: cfg.Logger.With("component", "ingest"), acks: make(chan paho.Message, 1<<16),
-		stop: make(chan struct{}), connCh: make(chan struct{})}
-	o := paho.NewClientOptions().
-		AddBroker(cfg.URL).
-		SetClientID(cfg.ClientID).
-		SetUsername(cfg.Username).
-		SetPassword(cfg.Password).
-		SetCleanSession(false).
-		SetAutoAckDisabled(true).
-		SetOrderMatters(true).
-		SetAutoReconnect(true).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(10 * time.Second).
-		SetKeepAlive(30 * time.Second).
-		SetConnectTimeout(10 * time.Second).
-		SetOnConnectHandler(c.onConnect).
-		SetConnectionLostHandler(func(_ paho.Client, err error) {
-			c.connected.Store(false)
-			c.log.Warn("mqtt connection lost", "broker", cfg.URL, "err", err)
-		}).
-		SetDefaultPublishHandler(c.receive)
-	if u, err := url.Parse(cfg.URL); err == nil && (u.Scheme == "tcp" || u.Scheme == "mqtt") {
-		// Plain TCP: read through a buffer and write PUBACKs in batches
-		// (bufConn). TLS and websocket brokers use paho's own connection.
-		o.SetCustomOpenConnectionFn(func(u *url.URL, o paho.ClientOptions) (net.Conn, error) {
-			conn, err := (&net.Dialer{Timeout: o.ConnectTimeout}).Dial("tcp", u.Host)
-			if err != nil {
-				return nil, fmt.Errorf("ingest: dial %s: %w", u.Host, err)
-			}
-			return &bufConn{Conn: conn, r: bufio.NewReaderSize(conn, 32<<10)}, nil
-		})
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 30 * time.Second
 	}
-	c.pc = paho.NewClient(o)
-	c.wg.Add(1)
-	go c.acker()
-	c.pc.Connect() // with ConnectRetry the token completes only on success; onConnect reports it
+	if cfg.MaxPacket <= 0 {
+		cfg.MaxPacket = 1 << 20
+	}
+	if cfg.ReadCoalesce == 0 {
+		cfg.ReadCoalesce = time.Millisecond
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: broker url %q: %w", cfg.URL, err)
+	}
+	c := &Client{cfg: cfg, log: cfg.Logger.With("component", "ingest"), stop: make(chan struct{}), connCh: make(chan struct{})}
+	if leanScheme(u.Scheme) && !cfg.Paho {
+		c.lean, err = newLean(c, u)
+		if err != nil {
+			return nil, err
+		}
+		c.wg.Add(1)
+		go c.lean.run()
+		return c, nil
+	}
+	c.startPaho()
 	return c, nil
 }
 
-func (c *Client) onConnect(pc paho.Client) {
-	filters := map[string]byte{}
-	for _, f := range c.cfg.Filters {
-		filters[f] = c.cfg.QoS
+// leanScheme reports whether the lean client serves a URL scheme.
+func leanScheme(s string) bool {
+	switch s {
+	case "tcp", "mqtt", "ssl", "tls", "tcps", "mqtts":
+		return true
 	}
-	tok := pc.SubscribeMultiple(filters, c.receive)
-	go func() {
-		if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
-			c.log.Error("mqtt subscribe failed", "filters", c.cfg.Filters, "err", tok.Error())
-			return
-		}
-		c.connected.Store(true)
-		c.connOnce.Do(func() { close(c.connCh) })
-		c.log.Info("mqtt connected and subscribed", "broker", c.cfg.URL, "client_id", c.cfg.ClientID, "filters", c.cfg.Filters)
-	}()
+	return false
 }
 
-func (c *Client) receive(_ paho.Client, m paho.Message) {
-	if c.paused.Load() {
-		return // not acknowledged: the broker redelivers it to the next session
-	}
-	c.cfg.Handler(Message{Topic: m.Topic(), Payload: m.Payload(), msg: m, c: c})
-}
-
-// acker sends acknowledgements off the caller's goroutine, so that an outbox
-// commit is never held up by a broker connection that is down.
-func (c *Client) acker() {
-	defer c.wg.Done()
-	for {
-		select {
-		case m := <-c.acks:
-			m.Ack()
-		case <-c.stop:
-			// Flush what is queued: these messages are secured.
-			for {
-				select {
-				case m := <-c.acks:
-					m.Ack()
-				default:
-					return
-				}
-			}
-		}
-	}
+// setConnected records a connect and subscribe (or a session that kept
+// the subscriptions).
+func (c *Client) setConnected() {
+	c.connected.Store(true)
+	c.connOnce.Do(func() { close(c.connCh) })
+	c.log.Info("mqtt connected and subscribed", "broker", c.cfg.URL, "client_id", c.cfg.ClientID, "filters", c.cfg.Filters)
 }
 
 // Connected reports whether the client is connected and subscribed.
@@ -187,73 +204,26 @@ func (c *Client) WaitConnected(ctx context.Context) error {
 // outbox is flushed.
 func (c *Client) Pause() { c.paused.Store(true) }
 
+// Stats returns the lean client's counters.
+func (c *Client) Stats() Stats {
+	if c.lean == nil {
+		return Stats{}
+	}
+	return Stats{Connects: c.lean.connects.Load(), Subscribes: c.lean.subscribes.Load(),
+		ProtocolErrors: c.lean.protoErrs.Load(), Oversized: c.lean.oversized.Load()}
+}
+
 // Close sends the pending acknowledgements and disconnects. Messages not
 // acknowledged by then are redelivered by the broker on the next connect.
 func (c *Client) Close() {
 	c.closeOnce.Do(func() {
 		close(c.stop)
+		if c.lean != nil {
+			c.lean.shutdown()
+			c.wg.Wait()
+			return
+		}
 		c.wg.Wait()
 		c.pc.Disconnect(500)
 	})
-}
-
-// bufConn is the broker connection of a plain TCP broker. It reads
-// through a buffer (paho reads each packet's header a byte at a time, a
-// system call each), and it holds PUBACKs for up to ackDelay and writes
-// them together (one write per acknowledgement was a system call per
-// reading). Holding an acknowledgement only makes it later: a reading is
-// still acknowledged after it was judged or committed, and an
-// acknowledgement lost with the connection means a redelivery, which the
-// outbox's idempotence absorbs.
-type bufConn struct {
-	net.Conn
-	r     *bufio.Reader
-	mu    sync.Mutex
-	wbuf  []byte
-	armed bool
-	werr  error
-}
-
-func (c *bufConn) Read(b []byte) (int, error) { return c.r.Read(b) }
-
-// Write holds PUBACKs (4 bytes, type 4) for up to ackDelay and writes them
-// together; any other packet flushes what is held first.
-func (c *bufConn) Write(b []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(b) == 4 && b[0] == 0x40 && c.werr == nil {
-		c.wbuf = append(c.wbuf, b...)
-		if len(c.wbuf) >= 4*64 {
-			return len(b), c.flushLocked()
-		}
-		if !c.armed {
-			c.armed = true
-			time.AfterFunc(ackDelay, func() {
-				c.mu.Lock()
-				defer c.mu.Unlock()
-				c.armed = false
-				c.flushLocked()
-			})
-		}
-		return len(b), nil
-	}
-	if err := c.flushLocked(); err != nil {
-		return 0, err
-	}
-	return c.Conn.Write(b)
-}
-
-const ackDelay = time.Millisecond
-
-func (c *bufConn) flushLocked() error {
-	if c.werr != nil {
-		return c.werr
-	}
-	if len(c.wbuf) == 0 {
-		return nil
-	}
-	_, err := c.Conn.Write(c.wbuf)
-	c.wbuf = c.wbuf[:0]
-	c.werr = err
-	return err
 }

@@ -38,10 +38,17 @@ func (r *recorder) has(s string) bool {
 	return false
 }
 
-func start(t *testing.T, url string, r *recorder) *Client {
+// clients are the two implementations behind Start; the tests that run
+// for both hold them to the same contract.
+var clients = []struct {
+	name string
+	paho bool
+}{{"lean", false}, {"paho", true}}
+
+func start(t *testing.T, url string, r *recorder, usePaho bool) *Client {
 	t.Helper()
 	c, err := Start(Config{URL: url, ClientID: "outpost-edge-test", QoS: 1, Filters: []string{"sensors/+/+"},
-		Handler: r.handle, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Handler: r.handle, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Paho: usePaho})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,15 +88,21 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // TestUnackedIsRedelivered: a message the handler did not acknowledge is
 // delivered again to the next session with the same client id.
 func TestUnackedIsRedelivered(t *testing.T) {
+	for _, cl := range clients {
+		t.Run(cl.name, func(t *testing.T) { testUnackedIsRedelivered(t, cl.paho) })
+	}
+}
+
+func testUnackedIsRedelivered(t *testing.T, usePaho bool) {
 	mq := testenv.StartMosquitto(t)
 	a := &recorder{skip: "2"}
-	ca := start(t, mq.URL(), a)
+	ca := start(t, mq.URL(), a, usePaho)
 	publish(t, mq.URL(), "1", "2", "3")
 	waitFor(t, "three messages", func() bool { return a.has("1") && a.has("2") && a.has("3") })
 	ca.Close()
 
 	b := &recorder{}
-	cb := start(t, mq.URL(), b)
+	cb := start(t, mq.URL(), b, usePaho)
 	defer cb.Close()
 	waitFor(t, "the unacknowledged message again", func() bool { return b.has("2") })
 	publish(t, mq.URL(), "4")
@@ -99,12 +112,24 @@ func TestUnackedIsRedelivered(t *testing.T) {
 	}
 }
 
-// TestResubscribesAfterBrokerRestart: mosquitto without persistence forgets
-// the session on restart; the client reconnects and subscribes again.
+// TestResubscribesAfterBrokerRestart: the broker restarts, keeping the
+// session (persistence on) or forgetting it (off); either way the client
+// reconnects and its subscriptions hold again (restored by the session, or
+// made again).
 func TestResubscribesAfterBrokerRestart(t *testing.T) {
-	mq := testenv.StartMosquitto(t)
+	for _, cl := range clients {
+		for _, persist := range []string{"true", "false"} {
+			t.Run(cl.name+"/persistence-"+persist, func(t *testing.T) {
+				testResubscribesAfterBrokerRestart(t, cl.paho, "persistence "+persist)
+			})
+		}
+	}
+}
+
+func testResubscribesAfterBrokerRestart(t *testing.T, usePaho bool, conf string) {
+	mq := testenv.StartMosquitto(t, conf)
 	r := &recorder{}
-	c := start(t, mq.URL(), r)
+	c := start(t, mq.URL(), r, usePaho)
 	defer c.Close()
 	publish(t, mq.URL(), "before")
 	waitFor(t, "a message", func() bool { return r.has("before") })
