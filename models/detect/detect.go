@@ -159,6 +159,16 @@ type Config struct {
 	// NoveltyConfig); it needs the likelihood stage (Likelihood.Window >
 	// 0), whose settings its own likelihood takes.
 	Novelty NoveltyConfig
+	// Volatility, when Volatility.Average > 0, adds the volatility channel
+	// (see VolatilityConfig); it needs the likelihood stage, whose settings
+	// its own likelihood takes (but for Average). The novelty channel's
+	// hold-off (Novelty.Holdoff) silences it too.
+	Volatility VolatilityConfig
+	// Seasonal, when Seasonal.Average > 0, adds the seasonal channel (see
+	// SeasonalConfig); it needs the likelihood stage, whose settings its
+	// own likelihood takes (but for Average). The novelty channel's
+	// hold-off silences it too.
+	Seasonal SeasonalConfig
 	// RangeWarmup is the number of readings the range must have seen
 	// before readings out of it are anomalies (whether or not the scorer
 	// is warm). 0 means DefaultRangeWarmup.
@@ -186,6 +196,13 @@ type Judgement struct {
 	// 0 while it learns), before its scaling to the detector's High; set
 	// during the channel's hold-off too, when it does not count.
 	Novelty float64
+	// Volatility is the volatility channel's likelihood score
+	// (Config.Volatility; 0 while it learns), before its scaling; set
+	// during the hold-off too, when it does not count.
+	Volatility float64
+	// Seasonal is the seasonal channel's likelihood score
+	// (Config.Seasonal), like Volatility.
+	Seasonal float64
 	// Emit says this reading starts (or escalates) an incident and must be
 	// forwarded as an event of kind Level.
 	Emit bool
@@ -283,6 +300,8 @@ type Detector struct {
 	// Likelihood stage and novelty channel (nil: off).
 	lik *Likelihood
 	nov *novelty
+	vol *volatility
+	sea *seasonal
 	// sinceAnomaly counts the readings judged since the last one judged
 	// anomalous (-1: none yet), for the novelty channel's hold-off.
 	sinceAnomaly int
@@ -352,6 +371,18 @@ func newDetector(cfg Config) (*Detector, error) {
 	if cfg.Novelty.Bins > 0 && cfg.Likelihood.Window == 0 {
 		return nil, fmt.Errorf("detect: the novelty channel needs the likelihood stage")
 	}
+	if err := cfg.Volatility.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Volatility.Average > 0 && cfg.Likelihood.Window == 0 {
+		return nil, fmt.Errorf("detect: the volatility channel needs the likelihood stage")
+	}
+	if err := cfg.Seasonal.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Seasonal.Average > 0 && cfg.Likelihood.Window == 0 {
+		return nil, fmt.Errorf("detect: the seasonal channel needs the likelihood stage")
+	}
 	if cfg.RangeMargin < 0 || math.IsNaN(cfg.RangeMargin) || cfg.RangeWarmup < 0 {
 		return nil, fmt.Errorf("detect: negative range margin %g or range warm-up %d", cfg.RangeMargin, cfg.RangeWarmup)
 	}
@@ -395,6 +426,29 @@ func newDetector(cfg Config) (*Detector, error) {
 			return nil, err
 		}
 		d.nov = n
+	}
+	if cfg.Seasonal.Average > 0 {
+		if d.cfg.Seasonal.High == 0 {
+			d.cfg.Seasonal.High = cfg.High
+		}
+		if d.cfg.Seasonal.Period == 0 {
+			d.cfg.Seasonal.Period = DefaultSeasonalPeriod
+		}
+		c, err := newSeasonal(d.cfg.Seasonal, d.cfg.Likelihood)
+		if err != nil {
+			return nil, err
+		}
+		d.sea = c
+	}
+	if cfg.Volatility.Average > 0 {
+		if cfg.Volatility.High == 0 {
+			d.cfg.Volatility.High = cfg.High
+		}
+		c, err := newVolatility(d.cfg.Volatility, d.cfg.Likelihood)
+		if err != nil {
+			return nil, err
+		}
+		d.vol = c
 	}
 	return d, nil
 }
@@ -503,6 +557,16 @@ func (d *Detector) Judge(ts time.Time, v float64) Judgement {
 		}
 		nov, novOK = d.nov.step(v, lo, hi)
 	}
+	var vol float64
+	volOK := false
+	if d.vol != nil {
+		vol, volOK = d.vol.step(v)
+	}
+	var sea float64
+	seaOK := false
+	if d.sea != nil {
+		sea, seaOK = d.sea.step(t, v)
+	}
 	if d.seen > d.cfg.Warmup {
 		j.Raw, j.Warm = d.scorer.Step(v)
 		if !j.Warm {
@@ -522,6 +586,18 @@ func (d *Detector) Judge(ts time.Time, v float64) Judgement {
 			j.Novelty = nov
 			if !d.novelHeld() {
 				j.Score = math.Max(j.Score, nov*d.cfg.High/d.cfg.Novelty.High)
+			}
+		}
+		if volOK && j.Warm {
+			j.Volatility = vol
+			if !d.novelHeld() {
+				j.Score = math.Max(j.Score, vol*d.cfg.High/d.cfg.Volatility.High)
+			}
+		}
+		if seaOK && j.Warm {
+			j.Seasonal = sea
+			if !d.novelHeld() {
+				j.Score = math.Max(j.Score, sea*d.cfg.High/d.cfg.Seasonal.High)
 			}
 		}
 		if d.cfg.RangeMargin > 0 && d.rangeN >= uint64(d.cfg.RangeWarmup) && d.outOfRange(v) {
@@ -689,6 +765,12 @@ func (d *Detector) resetWindow() {
 	d.scorer.Reset()
 	if d.nov != nil {
 		d.nov.resetContext()
+	}
+	if d.vol != nil {
+		d.vol.reset()
+	}
+	if d.sea != nil {
+		d.sea.reset()
 	}
 	d.ResetIncident()
 	d.hasLast = false

@@ -20,13 +20,16 @@ import (
 // range (Config.RangeMargin); a version 3 state loads with both starting
 // afresh. Version 5 appends the readings since the last anomalous one (the
 // novelty channel's hold-off); a version 4 state loads without a hold-off
-// in progress.
+// in progress. Version 6 appends the volatility and seasonal channels
+// (flag, state each; Config.Volatility, Config.Seasonal); a version 5
+// state loads with them starting afresh.
 const (
 	stateV1      = 1
 	stateV2      = 2
 	stateV3      = 3
 	stateV4      = 4
-	stateVersion = 5
+	stateV5      = 5
+	stateVersion = 6
 )
 
 // ErrState: a checkpointed state does not fit this detector (other window
@@ -41,7 +44,7 @@ var ErrState = errors.New("detect: bad state")
 // that a restarted agent resumes detection at once.
 func (d *Detector) MarshalBinary() ([]byte, error) { return d.appendState(nil, stateVersion) }
 
-// appendState appends the state in format version (2 to 5) to b.
+// appendState appends the state in format version (2 to 6) to b.
 func (d *Detector) appendState(b []byte, version byte) ([]byte, error) {
 	if b == nil {
 		b = make([]byte, 0, 128+17*len(d.raw)+16*len(d.buf))
@@ -114,7 +117,20 @@ func (d *Detector) appendState(b []byte, version byte) ([]byte, error) {
 		return b, nil
 	}
 	// Version 5: readings since the last anomalous one, plus one (0: none).
-	return binary.AppendUvarint(b, uint64(d.sinceAnomaly+1)), nil
+	b = binary.AppendUvarint(b, uint64(d.sinceAnomaly+1))
+	if version < 6 {
+		return b, nil
+	}
+	// Version 6: the volatility and seasonal channels.
+	if d.vol == nil {
+		b = append(b, 0)
+	} else {
+		b = d.vol.appendState(append(b, 1))
+	}
+	if d.sea == nil {
+		return append(b, 0), nil
+	}
+	return d.sea.appendState(append(b, 1)), nil
 }
 
 // appendV1Head appends the fields version 1 began with.
@@ -335,6 +351,48 @@ func (d *Detector) UnmarshalBinary(b []byte) error {
 			return fmt.Errorf("%w: %d readings since an anomaly", ErrState, since)
 		}
 		n.sinceAnomaly = int(since) - 1
+	}
+	if d.vol != nil {
+		n.vol, _ = newVolatility(d.cfg.Volatility, d.cfg.Likelihood)
+	}
+	if d.sea != nil {
+		n.sea, _ = newSeasonal(d.cfg.Seasonal, d.cfg.Likelihood)
+	}
+	if version >= 6 {
+		if len(r.b) < 1 || r.b[0] > 1 {
+			return fmt.Errorf("%w: volatility flag", ErrState)
+		}
+		hasVol := r.b[0] == 1
+		r.b = r.b[1:]
+		switch {
+		case hasVol && d.vol != nil:
+			c, err := d.vol.restore(r)
+			if err != nil {
+				return err
+			}
+			n.vol = c
+		case hasVol:
+			if err := skipVolatility(r); err != nil {
+				return err
+			}
+		}
+		if len(r.b) < 1 || r.b[0] > 1 {
+			return fmt.Errorf("%w: seasonal flag", ErrState)
+		}
+		hasSea := r.b[0] == 1
+		r.b = r.b[1:]
+		switch {
+		case hasSea && d.sea != nil:
+			c, err := d.sea.restore(r)
+			if err != nil {
+				return err
+			}
+			n.sea = c
+		case hasSea:
+			if err := skipSeasonal(r); err != nil {
+				return err
+			}
+		}
 	}
 	n.next, n.count, n.seen = int(next), int(count), int(seen)
 	n.incident, n.quiet = Level(incident), int(quiet)

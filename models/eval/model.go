@@ -55,6 +55,10 @@ type ModelConfig struct {
 	RangeMargin float64                 `json:"range_margin,omitempty"`
 	// Novelty is detect.Config's novelty channel (zero: off).
 	Novelty detect.NoveltyConfig `json:"novelty"`
+	// Volatility is detect.Config's volatility channel (zero: off).
+	Volatility detect.VolatilityConfig `json:"volatility"`
+	// Seasonal is detect.Config's seasonal channel (zero: off).
+	Seasonal detect.SeasonalConfig `json:"seasonal"`
 	// Low and High, when set, replace the manifest's thresholds (with the
 	// likelihood stage they are likelihood scores).
 	Low  float64 `json:"low,omitempty"`
@@ -116,7 +120,7 @@ func NewModelDetector(m *manifest.Manifest, model *tflite.Model, cfg ModelConfig
 			s = modelscore.NewResidual(r)
 		}
 		det, err := detect.NewWithScorer(detect.Config{Window: max(cfg.Forward, 2), Low: low, High: high,
-			CooldownReadings: cfg.Cooldown, Likelihood: cfg.Likelihood, RangeMargin: cfg.RangeMargin, Novelty: cfg.Novelty}, s)
+			CooldownReadings: cfg.Cooldown, Likelihood: cfg.Likelihood, RangeMargin: cfg.RangeMargin, Novelty: cfg.Novelty, Volatility: cfg.Volatility, Seasonal: cfg.Seasonal}, s)
 		if err != nil {
 			return nil, fmt.Errorf("model detector: %w", err)
 		}
@@ -203,8 +207,14 @@ type StockOptions struct {
 // their mean, or 0.0009 if more); the novelty channel (12 bins,
 // contexts of 3 readings) with the same likelihood, silent for the 150
 // readings after an anomalous one (its echoes: an anomaly that widens the
-// range moves every bin); a reading out of the stream's range (widened by
-// 0.5% of its width each side) an anomaly. A
+// range moves every bin); the volatility channel (|step| between readings,
+// its 100-reading average judged by the same likelihood, counting as high
+// from a likelihood score of 0.5, silent during the same hold-off); the
+// seasonal channel (|difference| from the reading one day earlier, its
+// 50-reading average judged by the same likelihood, counting at 1, silent
+// during the hold-off); a
+// reading out of the stream's range (widened by 0.5% of its width each
+// side) an anomaly. A
 // likelihood score of 1 is a tail probability of 1e-10 or less: both
 // channels must reach it (High 1); an incident is over after 30 readings
 // below Low. The edge's uncertain band is narrow (Low 0.99: the second
@@ -213,9 +223,11 @@ type StockOptions struct {
 // less than 1% of the raw bytes.
 var (
 	TunedEdge = ModelConfig{Cooldown: 30, Residual: true, Likelihood: detect.LikelihoodConfig{Window: 1000, Average: 10, Floor: 0.03},
-		RangeMargin: 0.005, Novelty: detect.NoveltyConfig{Bins: 12, Length: 3, High: 1, Holdoff: 150}, Low: 0.99, High: 1, AnomalyForward: 16}
+		RangeMargin: 0.005, Novelty: detect.NoveltyConfig{Bins: 12, Length: 3, High: 1, Holdoff: 150}, Volatility: detect.VolatilityConfig{Average: 100, High: 0.5},
+		Seasonal: detect.SeasonalConfig{Average: 50}, Low: 0.99, High: 1, AnomalyForward: 16}
 	TunedCloud = ModelConfig{Cooldown: 30, Residual: true, Likelihood: detect.LikelihoodConfig{Window: 1000, Average: 10, Floor: 0.03},
-		RangeMargin: 0.005, Novelty: detect.NoveltyConfig{Bins: 12, Length: 3, High: 1, Holdoff: 150}, Low: 0.9, High: 1}
+		RangeMargin: 0.005, Novelty: detect.NoveltyConfig{Bins: 12, Length: 3, High: 1, Holdoff: 150}, Volatility: detect.VolatilityConfig{Average: 100, High: 0.5},
+		Seasonal: detect.SeasonalConfig{Average: 50}, Low: 0.9, High: 1}
 )
 
 // tuned returns c with its zero fields taken from t.
@@ -243,6 +255,19 @@ func (c ModelConfig) tuned(t ModelConfig) ModelConfig {
 	}
 	if n.Bins < 0 { // off
 		*n = detect.NoveltyConfig{}
+	}
+	v, tv := &c.Volatility, t.Volatility
+	v.Average, v.High = firstSetInt(v.Average, tv.Average), firstSet(v.High, tv.High)
+	if v.Average < 0 { // off
+		*v = detect.VolatilityConfig{}
+	}
+	se, tse := &c.Seasonal, t.Seasonal
+	se.Average, se.High = firstSetInt(se.Average, tse.Average), firstSet(se.High, tse.High)
+	if se.Period == 0 {
+		se.Period = tse.Period
+	}
+	if se.Average < 0 { // off
+		*se = detect.SeasonalConfig{}
 	}
 	if c.Low == 0 {
 		c.Low = t.Low
@@ -363,6 +388,16 @@ func (c ModelConfig) describe(m *manifest.Manifest) string {
 		if c.Novelty.Holdoff > 0 {
 			s += fmt.Sprintf(", silent for %d readings after an anomalous one", c.Novelty.Holdoff)
 		}
+	}
+	if c.Volatility.Average > 0 {
+		s += fmt.Sprintf("; volatility channel: the %d-reading mean of |step| between readings, its likelihood score %.3g counting as high", c.Volatility.Average, firstSet(c.Volatility.High, high))
+	}
+	if c.Seasonal.Average > 0 {
+		p := c.Seasonal.Period
+		if p == 0 {
+			p = detect.DefaultSeasonalPeriod
+		}
+		s += fmt.Sprintf("; seasonal channel: the %d-reading mean of |difference| from the reading %s earlier, its likelihood score %.3g counting as high", c.Seasonal.Average, p, firstSet(c.Seasonal.High, high))
 	}
 	if c.RangeMargin > 0 {
 		s += fmt.Sprintf("; a reading out of the stream's range (widened by %.3g of its width each side) is an anomaly", c.RangeMargin)

@@ -12,7 +12,8 @@ import (
 
 // TestTunedMatchesAgentDetector: the tuned edge configuration `make eval`
 // runs (TunedEdge) is the agent's detect.Detector with the residual model
-// scorer, the likelihood stage, the novelty channel and the range rule,
+// scorer, the likelihood stage, the novelty, volatility and seasonal
+// channels and the range rule,
 // built from the settings a profile gives (window 96, thresholds,
 // cool-down in readings, written out here as a profile would hold them):
 // same score, level and events reading for reading on NAB series, and not
@@ -38,7 +39,8 @@ func TestTunedMatchesAgentDetector(t *testing.T) {
 		}
 		d, err := detect.NewWithScorer(detect.Config{Window: 96, Low: 0.99, High: 1, CooldownReadings: 30,
 			Likelihood: detect.LikelihoodConfig{Window: 1000, Average: 10, Floor: 0.03}, RangeMargin: 0.005,
-			Novelty: detect.NoveltyConfig{Bins: 12, Length: 3, High: 1, Holdoff: 150}}, modelscore.NewResidual(r))
+			Novelty: detect.NoveltyConfig{Bins: 12, Length: 3, High: 1, Holdoff: 150}, Volatility: detect.VolatilityConfig{Average: 100, High: 0.5},
+			Seasonal: detect.SeasonalConfig{Average: 50}}, modelscore.NewResidual(r))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -279,6 +279,18 @@ type Stream struct {
 	// readings are binned over the stream's range so far and a sequence of
 	// Length bins the stream has never shown scores high. Default: off.
 	Novelty Novelty `yaml:"novelty"`
+	// Volatility adds the volatility channel (it needs the likelihood
+	// stage): the mean of the last Average steps |x_t - x_(t-1)|, judged
+	// by a likelihood stage of its own; a stream that starts to oscillate
+	// or grows noisier within its usual range scores high. Default: off.
+	Volatility Volatility `yaml:"volatility"`
+	// Seasonal adds the seasonal channel (it needs the likelihood stage):
+	// the mean of the last Average differences |x_t - x_(t-n)| from the
+	// reading one period (default a day, n readings at the stream's
+	// median spacing) earlier, judged by a likelihood stage of its own; a
+	// daily pattern that skips a cycle or changes its shape scores high.
+	// Default: off.
+	Seasonal Seasonal `yaml:"seasonal"`
 	// RangeMargin, when > 0, makes a reading beyond the range of all the
 	// stream's readings so far, by more than RangeMargin times that range,
 	// an anomaly. Default 0: off.
@@ -319,6 +331,28 @@ type Novelty struct {
 	// which the channel does not count (the echoes of that anomaly).
 	// Default 0: none.
 	Holdoff int `yaml:"holdoff"`
+}
+
+// Volatility configures the volatility channel of a stream.
+type Volatility struct {
+	// Average is the number of recent steps averaged (2 or more); 0 turns
+	// the channel off.
+	Average int `yaml:"average"`
+	// High is the channel's likelihood score at which it counts as the
+	// stream's high. Default 0: the stream's high.
+	High float64 `yaml:"high"`
+}
+
+// Seasonal configures the seasonal channel of a stream.
+type Seasonal struct {
+	// Average is the number of recent differences averaged; 0 turns the
+	// channel off.
+	Average int `yaml:"average"`
+	// High is the channel's likelihood score at which it counts as the
+	// stream's high. Default 0: the stream's high.
+	High float64 `yaml:"high"`
+	// Period is the season's length. Default 24h.
+	Period time.Duration `yaml:"period"`
 }
 
 // Cooldown is a number of readings or a duration; in YAML an integer or a

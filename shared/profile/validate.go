@@ -234,6 +234,31 @@ func (v *validator) checkStreamStages(path string, s Stream) {
 			v.add(path+".novelty", "needs the likelihood stage (likelihood.window > 0)")
 		}
 	}
+	if vo := s.Volatility; vo.Average != 0 {
+		if vo.Average < 2 {
+			v.add(path+".volatility.average", "must be 2 or more (or 0: off), got %d", vo.Average)
+		}
+		if vo.High < 0 || math.IsNaN(vo.High) {
+			v.add(path+".volatility.high", "must be >= 0, got %g", vo.High)
+		}
+		if l.Window == 0 {
+			v.add(path+".volatility", "needs the likelihood stage (likelihood.window > 0)")
+		}
+	}
+	if se := s.Seasonal; se.Average != 0 {
+		if se.Average < 1 {
+			v.add(path+".seasonal.average", "must be 1 or more (or 0: off), got %d", se.Average)
+		}
+		if se.High < 0 || math.IsNaN(se.High) {
+			v.add(path+".seasonal.high", "must be >= 0, got %g", se.High)
+		}
+		if se.Period < 0 {
+			v.add(path+".seasonal.period", "must be >= 0, got %s", se.Period)
+		}
+		if l.Window == 0 {
+			v.add(path+".seasonal", "needs the likelihood stage (likelihood.window > 0)")
+		}
+	}
 	if s.RangeMargin < 0 || math.IsNaN(s.RangeMargin) {
 		v.add(path+".range_margin", "must be >= 0, got %g", s.RangeMargin)
 	}

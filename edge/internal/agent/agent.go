@@ -298,6 +298,8 @@ func detectConfig(s profile.Stream) detect.Config {
 		HalfLife: s.HalfLife, NormMean: s.NormMean, NormScale: s.NormScale,
 		Likelihood:  detect.LikelihoodConfig{Window: s.Likelihood.Window, Average: s.Likelihood.Average, Floor: s.Likelihood.Floor},
 		Novelty:     detect.NoveltyConfig{Bins: s.Novelty.Bins, Length: s.Novelty.Length, High: s.Novelty.High, Holdoff: s.Novelty.Holdoff},
+		Volatility:  detect.VolatilityConfig{Average: s.Volatility.Average, High: s.Volatility.High},
+		Seasonal:    detect.SeasonalConfig{Average: s.Seasonal.Average, High: s.Seasonal.High, Period: s.Seasonal.Period},
 		RangeMargin: s.RangeMargin, RangeWarmup: s.RangeWarmup}
 	switch s.GapFill {
 	case "hold":

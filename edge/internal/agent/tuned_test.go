@@ -22,7 +22,7 @@ func TestTunedProfileIsTheEvaluated(t *testing.T) {
 	c := detectConfig(s)
 	want := eval.TunedEdge
 	if s.Scorer != profile.ScorerModel || s.Model != "ae-edge" || (s.Score == profile.ScoreResidual) != want.Residual ||
-		c.Likelihood != want.Likelihood || c.Novelty != want.Novelty || c.RangeMargin != want.RangeMargin ||
+		c.Likelihood != want.Likelihood || c.Novelty != want.Novelty || c.Volatility != want.Volatility || c.Seasonal.Average != want.Seasonal.Average || c.Seasonal.High != want.Seasonal.High || c.RangeMargin != want.RangeMargin ||
 		c.Low != want.Low || c.High != want.High || c.CooldownReadings != want.Cooldown || s.AnomalyWindow != want.AnomalyForward {
 		t.Fatalf("profile stream %+v\ndetect config %+v\nevaluated %+v", s, c, want)
 	}
@@ -37,7 +37,7 @@ func TestTunedProfileIsTheEvaluated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := d.Config(); got.Likelihood.Window != 1000 || got.Novelty.Bins != 12 || got.Low != 0.99 {
+	if got := d.Config(); got.Likelihood.Window != 1000 || got.Novelty.Bins != 12 || got.Volatility.Average != 100 || got.Low != 0.99 {
 		t.Fatalf("detector config %+v", got)
 	}
 }
