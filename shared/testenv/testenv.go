@@ -126,6 +126,12 @@ func StartMosquitto(t testing.TB, extra ...string) *Mosquitto {
 		"max_queued_messages 100000",
 	}
 	lines = append(lines, extra...)
+	if os.Geteuid() == 0 && !hasDirective(extra, "user") {
+		// As root, mosquitto drops to the "mosquitto" user, which cannot
+		// write the test's temporary directory: persistence (sessions that
+		// survive Restart) would silently fail.
+		lines = append(lines, "user root")
+	}
 	if err := os.WriteFile(m.conf, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -133,6 +139,16 @@ func StartMosquitto(t testing.TB, extra ...string) *Mosquitto {
 	m.start()
 	t.Cleanup(m.Stop)
 	return m
+}
+
+// hasDirective reports whether one of the configuration lines sets name.
+func hasDirective(lines []string, name string) bool {
+	for _, l := range lines {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == name {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *Mosquitto) start() {
