@@ -64,7 +64,7 @@ func serve(args []string) int {
 	fs.StringVar(&cfg.NATSURL, "nats", "", "URL of an external NATS server to use instead of the embedded one")
 	fs.StringVar(&cfg.HTTPListen, "http", "127.0.0.1:8080", "address of the HTTP dashboard, API and /metrics (port 0: any free port)")
 	fs.IntVar(&cfg.RingSize, "ring", 0, "how many latest events to keep in memory for the dashboard (0: default)")
-	fs.IntVar(&cfg.Batch, "batch", 0, "most messages each durable consumer processes as one batch (0: default 1000)")
+	fs.IntVar(&cfg.Batch, "batch", 0, "most messages each durable consumer processes as one batch (0: default 4000 for events, 1000 for summaries and verdicts)")
 	fs.StringVar(&cfg.Scorer, "second-stage", "forecast-cloud", "second-stage scorer: forecast-cloud (the stock float model), robust-zscore, or a cloud model in the model store (name or name@version)")
 	fs.StringVar(&cfg.Scorer, "scorer", "forecast-cloud", "the same as --second-stage (older name)")
 	fs.Float64Var(&cfg.ScoreThreshold, "score-threshold", 0, "second-stage confirm threshold (0: the scorer's default)")

@@ -39,13 +39,21 @@ const MarkName = "events"
 // DefaultRingSize is how many latest events are kept for the dashboard.
 const DefaultRingSize = 500
 
+// DefaultBatch is the most events processed as one batch. It is larger
+// than ingest.DefaultBatch: an event costs little to process, and with many
+// agents a batch holds few events per agent, so the batch size sets how
+// many high-water-mark writes (one per agent and batch) an event costs.
+// Batches are what the consumer has buffered, so a light load still makes
+// small batches.
+const DefaultBatch = 4000
+
 // Config configures the Store. Zero values mean the defaults.
 type Config struct {
 	// RingSize is how many latest events to keep in memory. Default
 	// DefaultRingSize.
 	RingSize int
 	// Batch is the most events processed as one batch; default
-	// ingest.DefaultBatch.
+	// DefaultBatch.
 	Batch int
 	// Metrics receives the counters; required.
 	Metrics *metrics.Metrics
@@ -77,6 +85,9 @@ func New(js jetstream.JetStream, cfg Config) *Store {
 	if cfg.RingSize <= 0 {
 		cfg.RingSize = DefaultRingSize
 	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = DefaultBatch
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -95,7 +106,7 @@ func (s *Store) Start(ctx context.Context) error {
 		Filter:     names.EventsAll,
 		SubjectFor: names.EventSubject,
 		Batch:      s.cfg.Batch,
-		Decode:     DecodeItem,
+		Decode:     decodeItemPtr,
 		Apply:      s.apply,
 		Metrics:    s.cfg.Metrics,
 		Logger:     s.cfg.Logger,
@@ -114,6 +125,15 @@ func DecodeItem(msg jetstream.Msg, agent string) (uint64, any, error) {
 	return ev.Seq, ev, err
 }
 
+// decodeItemPtr is the Store's ingest.Config.Decode: the value is an
+// *api.Event, one allocation per event where an api.Event in an interface
+// takes two (the decoded event and its copy in the interface).
+func decodeItemPtr(msg jetstream.Msg, agent string) (uint64, any, error) {
+	ev := new(api.Event)
+	err := decodeInto(msg, agent, ev)
+	return ev.Seq, ev, err
+}
+
 // Stop stops consuming after processing what was delivered.
 func (s *Store) Stop() {
 	if s.cons != nil {
@@ -128,8 +148,8 @@ func (s *Store) apply(agent string, r ingest.Result) {
 	var anomalies, uncertain int
 	s.mu.Lock()
 	for _, it := range r.Accepted {
-		ev := it.Value.(api.Event)
-		s.recordLocked(ev)
+		ev := it.Value.(*api.Event)
+		s.recordLocked(*ev)
 		if ev.Kind == wire.KindAnomaly {
 			anomalies++
 		} else {
@@ -139,7 +159,7 @@ func (s *Store) apply(agent string, r ingest.Result) {
 	s.mu.Unlock()
 	if s.cfg.OnEvent != nil {
 		for _, it := range r.Accepted {
-			s.cfg.OnEvent(it.Value.(api.Event))
+			s.cfg.OnEvent(*it.Value.(*api.Event))
 		}
 	}
 	if anomalies > 0 {
@@ -213,18 +233,24 @@ func decode(msg jetstream.Msg) (api.Event, error) {
 // decodeFor is decode for a message whose subject names agent.
 func decodeFor(msg jetstream.Msg, agent string) (api.Event, error) {
 	var ev api.Event
+	err := decodeInto(msg, agent, &ev)
+	return ev, err
+}
+
+// decodeInto is decodeFor into ev.
+func decodeInto(msg jetstream.Msg, agent string, ev *api.Event) error {
 	if err := wire.DecodeEvent(msg.Data(), &ev.Event); err != nil {
-		return ev, fmt.Errorf("decode event JSON: %w", err)
+		return fmt.Errorf("decode event JSON: %w", err)
 	}
 	if ev.Agent != agent {
-		return ev, fmt.Errorf("event agent %q does not match subject agent %q", ev.Agent, agent)
+		return fmt.Errorf("event agent %q does not match subject agent %q", ev.Agent, agent)
 	}
 	if !ev.Kind.Valid() {
-		return ev, fmt.Errorf("event kind %q is not %q or %q", ev.Kind, wire.KindAnomaly, wire.KindUncertain)
+		return fmt.Errorf("event kind %q is not %q or %q", ev.Kind, wire.KindAnomaly, wire.KindUncertain)
 	}
-	if md, err := msg.Metadata(); err == nil {
-		ev.StreamSeq = md.Sequence.Stream
+	if md, err := ingest.Meta(msg); err == nil {
+		ev.StreamSeq = md.StreamSeq
 		ev.Received = md.Timestamp.UTC()
 	}
-	return ev, nil
+	return nil
 }

@@ -64,7 +64,11 @@
 // Every message is acknowledged on its own (AckExplicit): the replicas share
 // one durable, and an AckAll of a replica's last message would also
 // acknowledge earlier messages another replica still holds uncommitted,
-// which would lose them if that replica died.
+// which would lose them if that replica died. The acknowledgements of a
+// batch are sent together once all its agents are committed (fire and
+// forget, as always: a lost acknowledgement means a redelivery, which the
+// mark recognises). The consumer leaves out a filter that equals the
+// stream's only subject: the server would match every message against it.
 //
 // Config.Prepare must be idempotent: after a lost compare-and-set it is
 // called again with the winner's state for what is still to accept (the
@@ -74,12 +78,13 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 
@@ -268,6 +273,11 @@ type Consumer struct {
 	held     []Item // held back for order, retried with the next batch
 	runID    uint64 // current clean run
 	prevCS   uint64 // consumer sequence of the last first delivery; 0 after a redelivery
+
+	// Used by the loop goroutine only: a batch's items by agent.
+	groupOf map[string]int // agent -> index in groups and order
+	groups  [][]Item
+	order   []string
 }
 
 // Key returns the mark key of agent for the consumer called name.
@@ -287,7 +297,7 @@ func Start(ctx context.Context, js jetstream.JetStream, cfg Config) (*Consumer, 
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	c := &Consumer{cfg: cfg, marks: map[string]cached{}, done: make(chan struct{})}
+	c := &Consumer{cfg: cfg, marks: map[string]cached{}, groupOf: map[string]int{}, done: make(chan struct{})}
 	var err error
 	// Marks and lookups use a connection of their own (same options): on
 	// the consuming connection their replies would queue behind the
@@ -315,10 +325,16 @@ func Start(ctx context.Context, js jetstream.JetStream, cfg Config) (*Consumer, 
 	if c.stream, err = sjs.Stream(ctx, cfg.Stream); err != nil {
 		return nil, fmt.Errorf("ingest %s: stream %s: %w", cfg.Name, cfg.Stream, err)
 	}
+	// A filter that selects the whole stream is left out: with it the
+	// server matches every message's subject against it before delivery.
+	filter := cfg.Filter
+	if subj := c.stream.CachedInfo().Config.Subjects; len(subj) == 1 && subj[0] == filter {
+		filter = ""
+	}
 	c.cons, err = js.CreateOrUpdateConsumer(ctx, cfg.Stream, jetstream.ConsumerConfig{
 		Durable:       cfg.Durable,
 		Description:   "outpost-cloud: " + cfg.Name + ", shared by all replicas",
-		FilterSubject: cfg.Filter,
+		FilterSubject: filter,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.AckWait,
 		MaxAckPending: cfg.Batch * 8,
@@ -383,7 +399,7 @@ func loadMark(ctx context.Context, kv jetstream.KeyValue, key string) (Mark, uin
 type delivery struct {
 	msg   jetstream.Msg
 	agent string
-	md    *jetstream.MsgMetadata
+	md    MsgMeta
 	err   error // no agent or metadata
 	seq   uint64
 	inc   string
@@ -399,7 +415,7 @@ func (c *Consumer) prepare(m jetstream.Msg) delivery {
 	if d.agent, d.err = names.AgentFromSubject(m.Subject()); d.err != nil {
 		return d
 	}
-	if d.md, d.err = m.Metadata(); d.err != nil {
+	if d.md, d.err = Meta(m); d.err != nil {
 		return d
 	}
 	d.seq, d.value, d.derr = c.cfg.Decode(m, d.agent)
@@ -465,13 +481,26 @@ func (c *Consumer) process(batch []delivery) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	groups := map[string][]Item{}
-	var order []string
-	for _, it := range c.held {
-		if _, ok := groups[it.Agent]; !ok {
+	// Items grouped by agent, in order of first appearance; the group
+	// slices are reused from batch to batch (nothing keeps them after the
+	// batch: held items are copied).
+	clear(c.groupOf)
+	order := c.order[:0]
+	add := func(it Item) {
+		i, ok := c.groupOf[it.Agent]
+		if !ok {
+			i = len(order)
+			c.groupOf[it.Agent] = i
 			order = append(order, it.Agent)
+			if i == len(c.groups) {
+				c.groups = append(c.groups, nil)
+			}
+			c.groups[i] = c.groups[i][:0]
 		}
-		groups[it.Agent] = append(groups[it.Agent], it)
+		c.groups[i] = append(c.groups[i], it)
+	}
+	for _, it := range c.held {
+		add(it)
 	}
 	c.held = c.held[:0]
 	for _, d := range batch {
@@ -485,7 +514,7 @@ func (c *Consumer) process(batch []delivery) {
 		// A clean run is a stretch of first deliveries with consecutive
 		// consumer sequences: nobody else was handed a message in between,
 		// so within a run an agent's messages are contiguous in the stream.
-		cs := md.Sequence.Consumer
+		cs := md.ConsumerSeq
 		if md.NumDelivered != 1 || c.prevCS == 0 || cs != c.prevCS+1 {
 			c.runID++
 		}
@@ -493,25 +522,34 @@ func (c *Consumer) process(batch []delivery) {
 		if md.NumDelivered != 1 {
 			c.prevCS = 0
 		}
-		it := Item{Msg: m, Agent: agent, Seq: d.seq, Incarnation: d.inc, SSeq: md.Sequence.Stream, Value: d.value, Err: d.derr, run: c.runID}
-		if _, ok := groups[agent]; !ok {
-			order = append(order, agent)
-		}
-		groups[agent] = append(groups[agent], it)
+		add(Item{Msg: m, Agent: agent, Seq: d.seq, Incarnation: d.inc, SSeq: md.StreamSeq, Value: d.value, Err: d.derr, run: c.runID})
 	}
+	c.order = order
 	// Agents are independent: their round trips (lookups, compare-and-set,
 	// verdict publishes) overlap.
+	// The acknowledgements are sent together once every agent is done:
+	// written in one burst they leave in a few large writes instead of
+	// many small ones.
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, agentConcurrency)
-	for _, agent := range order {
+	acks := make([][]jetstream.Msg, len(order))
+	for i, agent := range order {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			c.processAgent(ctx, agent, groups[agent])
+			acks[i] = c.processAgent(ctx, agent, c.groups[i])
 		}()
 	}
 	wg.Wait()
+	for _, l := range acks {
+		for _, m := range l {
+			_ = m.Ack()
+		}
+	}
+	for i := range order {
+		clear(c.groups[i]) // let the messages go
+	}
 	if len(batch) == 0 {
 		return
 	}
@@ -565,11 +603,16 @@ func (c *Consumer) deferItems(items []Item) {
 	c.count("deferred", len(items))
 }
 
-func (c *Consumer) processAgent(ctx context.Context, agent string, items []Item) {
+// processAgent decides on and commits one agent's messages of a batch and
+// returns the messages to acknowledge.
+func (c *Consumer) processAgent(ctx context.Context, agent string, items []Item) (acks []jetstream.Msg) {
 	key := Key(c.cfg.Name, agent)
 	// Stream order; a second copy of one message (redelivered while the
 	// first waited here) goes back for later.
-	sort.SliceStable(items, func(i, j int) bool { return items[i].SSeq < items[j].SSeq })
+	bySSeq := func(a, b Item) int { return cmp.Compare(a.SSeq, b.SSeq) }
+	if !slices.IsSortedFunc(items, bySSeq) {
+		slices.SortStableFunc(items, bySSeq)
+	}
 	uniq := items[:0]
 	for i, it := range items {
 		if i > 0 && it.SSeq == items[i-1].SSeq {
@@ -586,15 +629,15 @@ func (c *Consumer) processAgent(ctx context.Context, agent string, items []Item)
 		if err != nil {
 			c.cfg.Logger.Warn("ingest: read mark", "consumer", c.cfg.Name, "agent", agent, "err", err)
 			c.deferItems(items)
-			return
+			return acks
 		}
 		cm = cached{mark: m, rev: rev}
 	}
 	for attempt := 0; attempt < maxCASAttempts; attempt++ {
-		rest := items[:0:0]
+		rest := items[:0] // filtered in place: items is this goroutine's own
 		for _, it := range items {
 			if it.SSeq <= cm.mark.SSeq {
-				_ = it.Msg.Ack()
+				acks = append(acks, it.Msg)
 				c.count("redelivered", 1)
 				continue
 			}
@@ -603,7 +646,7 @@ func (c *Consumer) processAgent(ctx context.Context, agent string, items []Item)
 		items = rest
 		if len(items) == 0 {
 			c.setMark(agent, cm)
-			return
+			return acks
 		}
 		n, err := c.contiguous(ctx, agent, cm, items)
 		if err != nil {
@@ -626,10 +669,10 @@ func (c *Consumer) processAgent(ctx context.Context, agent string, items []Item)
 			} else {
 				c.hold(items)
 			}
-			return
+			return acks
 		}
 		commit, later := items[:n], items[n:]
-		var r Result
+		r := Result{Accepted: make([]Item, 0, n)}
 		next := cm.mark
 		for _, it := range commit {
 			switch {
@@ -649,7 +692,7 @@ func (c *Consumer) processAgent(ctx context.Context, agent string, items []Item)
 				cm.run = 0
 				c.setMark(agent, cm)
 				c.deferItems(items)
-				return
+				return acks
 			}
 			next.State = state
 		}
@@ -658,7 +701,7 @@ func (c *Consumer) processAgent(ctx context.Context, agent string, items []Item)
 		if err != nil {
 			c.cfg.Logger.Error("ingest: encode mark", "err", err)
 			c.deferItems(items)
-			return
+			return acks
 		}
 		var rev uint64
 		if cm.rev == 0 {
@@ -676,10 +719,10 @@ func (c *Consumer) processAgent(ctx context.Context, agent string, items []Item)
 				c.cfg.Apply(agent, r)
 			}
 			for _, it := range r.Accepted {
-				_ = it.Msg.Ack()
+				acks = append(acks, it.Msg)
 			}
 			for _, it := range r.Duplicates {
-				_ = it.Msg.Ack()
+				acks = append(acks, it.Msg)
 			}
 			for _, it := range r.Invalid {
 				c.cfg.Logger.Warn("ingest: dropping invalid message", "consumer", c.cfg.Name, "subject", it.Msg.Subject(), "err", it.Err)
@@ -689,13 +732,13 @@ func (c *Consumer) processAgent(ctx context.Context, agent string, items []Item)
 			c.count("duplicate", len(r.Duplicates))
 			c.count("invalid", len(r.Invalid))
 			c.hold(later)
-			return
+			return acks
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			c.cfg.Logger.Warn("ingest: write mark", "consumer", c.cfg.Name, "agent", agent, "err", err)
 			c.dropMark(agent)
 			c.deferItems(items)
-			return
+			return acks
 		}
 		// Another replica moved the mark: re-read and decide again.
 		c.cfg.Metrics.HWMConflicts.WithLabelValues(c.cfg.Name).Inc()
@@ -704,12 +747,13 @@ func (c *Consumer) processAgent(ctx context.Context, agent string, items []Item)
 			c.cfg.Logger.Warn("ingest: re-read mark", "consumer", c.cfg.Name, "agent", agent, "err", err)
 			c.dropMark(agent)
 			c.deferItems(items)
-			return
+			return acks
 		}
 		cm, fresh = cached{mark: m, rev: rev}, true
 	}
 	c.dropMark(agent)
 	c.deferItems(items)
+	return acks
 }
 
 // contiguous returns how many of items (sorted by stream sequence, all
