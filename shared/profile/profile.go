@@ -124,6 +124,32 @@ type MQTT struct {
 	QoS *int `yaml:"qos"`
 	// Topics to subscribe to. Default: "sensors/+/+" with the json decoder.
 	Topics []Topic `yaml:"topics"`
+	// TLS of an external broker at an ssl://, tls://, mqtts:// or wss://
+	// URL. Default (nil): the system's roots, no client certificate.
+	TLS *MQTTTLS `yaml:"tls"`
+	// KeepAlive is the MQTT keep-alive interval (whole seconds, 1s to
+	// 65535s): the client pings at half of it and drops a connection whose
+	// broker stays silent. Default 30s.
+	KeepAlive time.Duration `yaml:"keepalive"`
+	// MaxPacket is the largest MQTT packet the agent reads, in bytes; a
+	// larger reading is skipped, counted and acknowledged. Default 1 MiB.
+	MaxPacket int `yaml:"max_packet"`
+}
+
+// MQTTTLS is the TLS of the agent's connection to an external broker: a
+// private CA, a client certificate, the name the broker's certificate is
+// for. Paths are files on the gateway (see MQTTTLS.Load).
+type MQTTTLS struct {
+	// CAFile is a PEM file of the CA certificates the broker's
+	// certificate must chain to, instead of the system's roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are the PEM client certificate (chain) and its
+	// private key, for brokers that require one; both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName is the name the broker's certificate must be valid for.
+	// Default: the host of mqtt.url.
+	ServerName string `yaml:"server_name"`
 }
 
 // Embedded is the agent's own MQTT broker.
@@ -440,6 +466,12 @@ func (p Profile) Defaults() Profile {
 	if p.MQTT.QoS == nil {
 		q := DefaultQoS
 		p.MQTT.QoS = &q
+	}
+	if p.MQTT.KeepAlive == 0 {
+		p.MQTT.KeepAlive = DefaultMQTTKeepAlive
+	}
+	if p.MQTT.MaxPacket == 0 {
+		p.MQTT.MaxPacket = DefaultMQTTMaxPacket
 	}
 	if len(p.MQTT.Topics) == 0 {
 		p.MQTT.Topics = []Topic{{Filter: "sensors/+/+"}}

@@ -42,13 +42,15 @@ func (p Profile) Validate() error {
 	return v.probs
 }
 
-// ValidateForRun is Validate plus what a running agent needs: an agent id.
+// ValidateForRun is Validate plus what a running agent needs: an agent id,
+// and the files mqtt.tls names readable and valid.
 func (p Profile) ValidateForRun() error {
 	v := validator{p: p}
 	v.check(p.Defaults())
 	if p.Agent.ID == "" {
 		v.add("agent.id", "required (set it in the profile or with --agent-id)")
 	}
+	v.checkMQTTFiles(p.MQTT) // the files are on the gateway
 	if len(v.probs) == 0 {
 		return nil
 	}
@@ -107,6 +109,7 @@ func (v *validator) check(p Profile) {
 	if q := *p.MQTT.QoS; q != 0 && q != 1 {
 		v.add("mqtt.qos", "must be 0 or 1, got %d", q)
 	}
+	v.checkMQTTConn(p.MQTT) // mqtttls.go
 	for i, t := range p.MQTT.Topics {
 		path := fmt.Sprintf("mqtt.topics[%d]", i)
 		if err := checkFilter(t.Filter); err != nil {

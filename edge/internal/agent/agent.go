@@ -15,6 +15,7 @@ package agent
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -488,8 +489,15 @@ func (a *Agent) run(ctx context.Context) (restart bool, err error) {
 	for i, t := range a.p.MQTT.Topics {
 		filters[i] = t.Filter
 	}
+	var tlsCfg *tls.Config // mqtt.tls: a private CA, a client certificate
+	if a.p.MQTT.TLS != nil {
+		if tlsCfg, err = a.p.MQTT.TLS.Load(""); err != nil { // server name: mqtt.tls.server_name, else the URL's host
+			return false, fmt.Errorf("agent: %w", err)
+		}
+	}
 	a.in, err = ingest.Start(ingest.Config{URL: a.mqttURL, ClientID: a.p.MQTT.ClientID, Username: user, Password: pass,
-		QoS: byte(*a.p.MQTT.QoS), Filters: filters, Handler: a.handle, Logger: a.log})
+		QoS: byte(*a.p.MQTT.QoS), Filters: filters, Handler: a.handle, Logger: a.log,
+		KeepAlive: a.p.MQTT.KeepAlive, MaxPacket: a.p.MQTT.MaxPacket, TLS: tlsCfg})
 	if err != nil {
 		return false, fmt.Errorf("agent: %w", err)
 	}

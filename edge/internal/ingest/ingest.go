@@ -87,8 +87,9 @@ type Config struct {
 	// acknowledged, so that the broker does not redeliver it forever.
 	// Default 1 MiB.
 	MaxPacket int
-	// TLS configures ssl://, tls://, tcps:// and mqtts:// brokers for the
-	// lean client. Default: the system's roots, server name from the URL.
+	// TLS configures ssl://, tls://, tcps:// and mqtts:// brokers (the
+	// lean client) and wss:// brokers (paho): roots, client certificate,
+	// server name. Default: the system's roots, server name from the URL.
 	TLS *tls.Config
 	// ReadCoalesce is how long the lean client waits after a small read
 	// before reading again, so that a steady stream is read (and

@@ -126,6 +126,7 @@ func (l *lean) run() {
 	backoff := minBackoff
 	for {
 		conn, present, err := l.connect()
+		connectFailed := err != nil
 		if err == nil {
 			err = l.serve(conn, present)
 			if c.connected.Swap(false) {
@@ -139,6 +140,10 @@ func (l *lean) run() {
 		if errors.As(err, &pe) {
 			l.protoErrs.Add(1)
 			c.log.Error("mqtt connection closed: bad packet from the broker", "broker", c.cfg.URL, "err", err)
+		} else if connectFailed {
+			// Refused, unreachable, or a TLS handshake that failed (wrong
+			// CA, no or an unknown client certificate): say so every time.
+			c.log.Warn("mqtt connect failed", "broker", c.cfg.URL, "err", err, "retry_in", backoff)
 		} else {
 			c.log.Warn("mqtt connection lost", "broker", c.cfg.URL, "err", err, "retry_in", backoff)
 		}

@@ -46,6 +46,11 @@ func (c *Client) startPaho() {
 			return &bufConn{Conn: conn, r: bufio.NewReaderSize(conn, 32<<10)}, nil
 		})
 	}
+	if cfg.TLS != nil {
+		// wss:// (and ssl:// etc. with Config.Paho): a private CA, a
+		// client certificate. paho's own default is the system's roots.
+		o.SetTLSConfig(cfg.TLS)
+	}
 	c.pc = paho.NewClient(o)
 	c.wg.Add(1)
 	go c.acker()

@@ -1,0 +1,126 @@
+package ingest
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/outpost-iot/outpost/shared/profile"
+	"github.com/outpost-iot/outpost/shared/testenv"
+)
+
+// logRecorder keeps the messages logged, each with its "err" attribute.
+type logRecorder struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logRecorder) WithGroup(string) slog.Handler            { return l }
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	s := r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "err" {
+			s += ": " + a.Value.String()
+		}
+		return true
+	})
+	l.mu.Lock()
+	l.msgs = append(l.msgs, s)
+	l.mu.Unlock()
+	return nil
+}
+
+// matching returns the messages that start with prefix and contain sub.
+func (l *logRecorder) matching(prefix, sub string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, m := range l.msgs {
+		if strings.HasPrefix(m, prefix) && strings.Contains(m, sub) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// TestTLSClientCertificate: mosquitto with a private CA and
+// require_certificate. The TLS configuration made from the profile's
+// mqtt.tls (CA, client certificate) connects and reads, with the lean
+// client and with paho (what wss:// brokers use). Without the client
+// certificate, or trusting another CA, the connect fails with an error
+// that says why, and the client keeps retrying.
+func TestTLSClientCertificate(t *testing.T) {
+	pki := testenv.NewPKI(t)
+	other := testenv.NewPKI(t)
+	port := testenv.FreePort(t)
+	// "user root": mosquitto started as root would switch to its own user,
+	// which cannot read the test's directory.
+	mq := testenv.StartMosquitto(t, "user root", fmt.Sprintf("listener %d 127.0.0.1", port),
+		"cafile "+pki.CAFile, "certfile "+pki.ServerCert, "keyfile "+pki.ServerKey,
+		"require_certificate true")
+	url := fmt.Sprintf("mqtts://127.0.0.1:%d", port)
+	load := func(t *testing.T, m *profile.MQTTTLS) *tls.Config {
+		t.Helper()
+		cfg, err := m.Load("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	good := &profile.MQTTTLS{CAFile: pki.CAFile, CertFile: pki.ClientCert, KeyFile: pki.ClientKey}
+
+	for _, cl := range clients {
+		t.Run("good/"+cl.name, func(t *testing.T) {
+			r := &recorder{}
+			c, err := Start(Config{URL: url, ClientID: "tls-good-" + cl.name, QoS: 1, Filters: []string{"sensors/+/+"},
+				Handler: r.handle, Logger: quiet(), TLS: load(t, good), KeepAlive: 5 * time.Second, Paho: cl.paho})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if err := c.WaitConnected(ctx); err != nil {
+				t.Fatal(err)
+			}
+			publish(t, mq.URL(), "mutual tls "+cl.name) // on the plain listener
+			waitFor(t, "the reading over mutual TLS", func() bool { return r.has("mutual tls " + cl.name) })
+		})
+	}
+
+	for _, bad := range []struct {
+		name string
+		tls  *profile.MQTTTLS
+		want string // in the logged error
+	}{
+		{"no client certificate", &profile.MQTTTLS{CAFile: pki.CAFile}, "certificate"},
+		{"another CA", &profile.MQTTTLS{CAFile: other.CAFile, CertFile: pki.ClientCert, KeyFile: pki.ClientKey}, "unknown authority"},
+		{"client certificate of another CA", &profile.MQTTTLS{CAFile: pki.CAFile, CertFile: other.ClientCert, KeyFile: other.ClientKey}, "unknown certificate authority"},
+	} {
+		t.Run(bad.name, func(t *testing.T) {
+			logs := &logRecorder{}
+			r := &recorder{}
+			c, err := Start(Config{URL: url, ClientID: "tls-bad", QoS: 1, Filters: []string{"sensors/+/+"},
+				Handler: r.handle, Logger: slog.New(logs), TLS: load(t, bad.tls)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			// Two failed attempts: it failed, said why, and tried again.
+			waitFor(t, "two failed connects", func() bool {
+				return len(logs.matching("mqtt connect failed", bad.want)) >= 2
+			})
+			if c.Connected() || c.Stats().Connects != 0 {
+				t.Fatalf("connected (%d connects) without valid credentials", c.Stats().Connects)
+			}
+			t.Logf("logged: %s", logs.matching("mqtt connect failed", bad.want)[0])
+		})
+	}
+}
