@@ -44,6 +44,8 @@ const (
 	fMissing
 	fCreated
 	fIncarnation
+	fFeatures
+	fFeaturesMissing
 )
 
 // eventScanner scans one JSON object of an Event; ok is false as soon as
@@ -396,6 +398,12 @@ func decodeEventFast(data []byte, ev *Event) bool {
 			case "incarnation":
 				bit = fIncarnation
 				ev.Incarnation, ok = s.string()
+			case "features":
+				bit = fFeatures
+				ev.Features, ok = s.floats()
+			case "features_missing":
+				bit = fFeaturesMissing
+				ev.FeaturesMissing, ok = s.ints()
 			default:
 				return false
 			}

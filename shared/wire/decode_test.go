@@ -38,7 +38,10 @@ func sameEvent(a, b Event) bool {
 
 func TestDecodeEventFastPath(t *testing.T) {
 	events := []Event{sampleEvent(), {}, {Agent: "é-ü", Kind: KindAnomaly, Window: []float64{}, Missing: []int{}},
-		{Score: math.MaxFloat64, Low: -math.SmallestNonzeroFloat64, Value: -0.0, Window: []float64{1e300, -2.5e-300, 0}}}
+		{Score: math.MaxFloat64, Low: -math.SmallestNonzeroFloat64, Value: -0.0, Window: []float64{1e300, -2.5e-300, 0}},
+		// A video event: the buckets' feature vectors.
+		{Agent: "cam-gw-1", Stream: "cameras/cam-1/ae-video", Kind: KindAnomaly, Model: "ae-video@1", Window: []float64{0.4, 2.1},
+			Features: []float64{2.52, 0, 0.7095, 0.0237, 0, 3, 0.04, 0.71, 0, 0.031}, FeaturesMissing: []int{4}}}
 	for _, want := range events {
 		data, err := json.Marshal(want)
 		if err != nil {

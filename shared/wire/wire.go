@@ -61,6 +61,18 @@ type Event struct {
 	// Missing lists the indices of Window that hold no reading (a gap the
 	// profile fills as missing); those values are written as 0.
 	Missing []int `json:"missing,omitempty"`
+	// Features (events of a vector model, e.g. ae-video on a camera's
+	// buckets) holds the raw feature vectors the model read for the
+	// buckets up to and including the event's, oldest first, flattened:
+	// len(Features)/F rows of F values in the order of the model
+	// manifest's feature_names (F = its features), at most the model's
+	// window of rows (fewer while a camera starts). With the model
+	// the cloud can re-score the event's bucket from them.
+	Features []float64 `json:"features,omitempty"`
+	// FeaturesMissing lists the indices of Features the bucket did not
+	// have (e.g. area_mean of a bucket with no object); those values are
+	// written as 0.
+	FeaturesMissing []int `json:"features_missing,omitempty"`
 	// Created is when the agent committed the event to its outbox.
 	Created time.Time `json:"created"`
 }

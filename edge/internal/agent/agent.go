@@ -7,9 +7,9 @@
 // Delivery: a reading's MQTT message is acknowledged only after the reading
 // was judged normal or its event was committed to the outbox (or refused by
 // the stated full-outbox policy, which counts it), or, while it waits in a
-// stream's reorder buffer, after a checkpoint holding it was committed
-// (checkpoint.go). Malformed payloads are counted and acknowledged: they
-// can never succeed.
+// stream's reorder buffer or a video frame in its camera's open bucket,
+// after a checkpoint holding it was committed (checkpoint.go). Malformed
+// payloads are counted and acknowledged: they can never succeed.
 package agent
 
 import (
@@ -633,9 +633,11 @@ func (a *Agent) handle(m ingest.Message) {
 	}
 	var emit []pending
 	// A reading that warmed a stream up, or that waits in a stream's
-	// reorder buffer, is acknowledged once a checkpoint holding it is
-	// committed (checkpoint.go).
+	// reorder buffer, or a video frame held in its camera's open bucket, is
+	// acknowledged once a checkpoint holding it is committed
+	// (checkpoint.go).
 	judge, warming := a.vectorReadings(rs) // video rules: video.go
+	warming = warming || videoHolds(dec)
 	for _, r := range judge {
 		d := a.detector(r.Stream)
 		a.cpDirty[r.Stream] = struct{}{}
@@ -706,9 +708,10 @@ func (a *Agent) handle(m ingest.Message) {
 					w = w[len(w)-n:]
 				}
 				window, missing := eventWindow(w)
+				feats, featsMissing := a.eventFeatures(d, j.TS) // a camera's buckets: video.go
 				emit = append(emit, pending{level: j.Level, ev: wire.Event{Agent: a.p.Agent.ID, Stream: r.Stream, TS: j.TS,
 					Kind: kind, Score: finite(j.Score), Low: cfg.Low, High: cfg.High, Value: j.Value, Model: d.Model(),
-					Window: window, Missing: missing}})
+					Window: window, Missing: missing, Features: feats, FeaturesMissing: featsMissing}})
 			}
 		}
 	}

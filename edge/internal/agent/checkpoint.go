@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/outpost-iot/outpost/edge/internal/decode"
 	"github.com/outpost-iot/outpost/edge/internal/outbox"
 	"github.com/outpost-iot/outpost/models/detect"
 	"github.com/outpost-iot/outpost/models/detect/modelscore"
@@ -26,6 +27,11 @@ const checkpointInterval = time.Second
 
 // cpPrefix prefixes the checkpoint keys of detectors.
 const cpPrefix = "detect/"
+
+// cpVideoPrefix prefixes the checkpoint keys of the video decoders' open
+// buckets: video/<topic filter>\x00<stream prefix> (an MQTT filter has no
+// NUL).
+const cpVideoPrefix = "video/"
 
 // outboxKind is the outbox kind (drop class) of an event of level l.
 func outboxKind(l detect.Level) outbox.Kind {
@@ -60,6 +66,10 @@ func (a *Agent) restoreCheckpoint() {
 	}
 	n := 0
 	for k, v := range cp {
+		if rest, ok := strings.CutPrefix(k, cpVideoPrefix); ok {
+			a.restoreVideoCamera(rest, v)
+			continue
+		}
 		stream, ok := strings.CutPrefix(k, cpPrefix)
 		if !ok {
 			continue
@@ -81,6 +91,71 @@ func (a *Agent) restoreCheckpoint() {
 	if n > 0 {
 		a.log.Info("stream state restored", "streams", n)
 	}
+}
+
+// Video frames (decode.Video) wait in their camera's open bucket until a
+// frame of a later bucket closes it. Their messages are acknowledged like
+// the readings of a reorder buffer, and for the same reason: the open
+// buckets are checkpointed (appendVideoState: each camera changed since
+// the last checkpoint, in the same outbox transaction as the detectors),
+// and a frame's message is acknowledged once a checkpoint holding it is
+// committed. Holding the acks until the bucket is closed instead would
+// stall the broker: a bucket holds a second of frames (25 or more per
+// camera), more than a broker's in-flight window (mosquitto's
+// max_inflight_messages is 20), so the frame that closes the bucket would
+// never be sent. So a restart or a crash loses no frame of an open bucket:
+// it is in the restored state, or the broker redelivers it; a redelivered
+// frame the restored state holds is skipped as a duplicate, and the first
+// bucket after the restart has the features it would have had without it.
+// That is a checkpoint (group-committed with the others) per video
+// message.
+
+// videoHolds reports whether the message dec just decoded holds a frame
+// in a camera's open bucket: it is acknowledged once a checkpoint holding
+// the bucket is committed.
+func videoHolds(dec decode.Decoder) bool {
+	v, ok := dec.(*decode.Video)
+	return ok && v.Holds()
+}
+
+// appendVideoState adds the open buckets of the video decoders' cameras
+// changed since the last checkpoint to entries (cpMu held).
+func (a *Agent) appendVideoState(entries map[string][]byte) {
+	for _, d := range a.decoders {
+		v, ok := d.dec.(*decode.Video)
+		if !ok {
+			continue
+		}
+		a.vid.dirty = v.TakeDirty(a.vid.dirty[:0])
+		for _, prefix := range a.vid.dirty {
+			entries[cpVideoPrefix+d.filter+"\x00"+prefix] = v.AppendCameraState(nil, prefix)
+		}
+	}
+}
+
+// restoreVideoCamera restores a camera's open bucket saved under key
+// (without cpVideoPrefix) into the video decoder of its topic filter.
+// One that no longer fits (the profile changed the filter, the bucket or
+// the classes) is skipped: the camera starts a fresh bucket.
+func (a *Agent) restoreVideoCamera(key string, b []byte) {
+	filter, prefix, ok := strings.Cut(key, "\x00")
+	if !ok {
+		return
+	}
+	for _, d := range a.decoders {
+		if d.filter != filter {
+			continue
+		}
+		v, ok := d.dec.(*decode.Video)
+		if !ok {
+			break
+		}
+		if err := v.RestoreCamera(prefix, b); err != nil {
+			a.log.Warn("video checkpoint skipped: the camera starts a fresh bucket", "topic", filter, "stream_prefix", prefix, "err", err)
+		}
+		return
+	}
+	a.log.Info("video checkpoint of a topic no longer decoded as video: skipped", "topic", filter, "stream_prefix", prefix)
 }
 
 // checkpointDue saves a checkpoint if one is due, then releases cpMu. It
@@ -137,6 +212,7 @@ func (a *Agent) saveCheckpointLocked() {
 	}
 	a.mu.Unlock()
 	clear(a.cpDirty)
+	a.appendVideoState(entries)
 	acks := a.cpAck
 	a.cpAck = nil
 	a.box.Append(outbox.Request{Checkpoint: entries, Done: func(_ uint64, err error) {

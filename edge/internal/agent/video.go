@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -34,9 +36,14 @@ import (
 //     cool-down. Its events name that stream and the model; Value is the
 //     score of the bucket, Window the scores of the last buckets (one per
 //     bucket, oldest first, ending with Value): the model's judgement over
-//     time, not the raw features (those are summarised per feature
-//     stream). The detector's Config().Scorer is "vector", so the sampler
-//     does not take these windows for the cloud's learning loop;
+//     time; Features the raw feature vectors the model read for the
+//     model's window of buckets ending with the event's (manifest feature
+//     order, flattened; missing ones in FeaturesMissing), so the cloud can
+//     re-score the bucket (the vectors are checkpointed with the camera's
+//     VectorScorer; a checkpoint from before they were kept restores
+//     none, so the first events have fewer rows). The detector's
+//     Config().Scorer is "vector", so the sampler does not take these
+//     windows for the cloud's learning loop;
 //   - the camera's VectorScorer (its last Window normalised vectors, its
 //     baseline and residual scale) lives inside that detector's scorer
 //     (vectorScore), so it is checkpointed, restored and counted dirty with
@@ -70,7 +77,65 @@ const vectorScorerName = "vector"
 // camCell holds a camera's VectorScorer. The detector of the camera's
 // scores owns the cell through its scorer (vectorScore); the agent finds
 // it by the detector (videoState.cells).
-type camCell struct{ vs *modelscore.VectorScorer }
+type camCell struct {
+	vs *modelscore.VectorScorer
+	// raw are the raw vectors of the camera's last buckets (up to the
+	// model's window), oldest first, flattened, and ts their times: an
+	// event's Features. Checkpointed with the VectorScorer.
+	raw []float64
+	ts  []time.Time
+}
+
+// keep remembers the raw vector v of the bucket at ts, for the model's
+// window of w buckets.
+func (c *camCell) keep(ts time.Time, v []float64, w int) {
+	f := len(v)
+	if w < 1 {
+		w = 1
+	}
+	if len(c.ts) > 0 && len(c.raw)/len(c.ts) != f { // another model's features
+		c.raw, c.ts = c.raw[:0], c.ts[:0]
+	}
+	if len(c.ts) >= w {
+		n := len(c.ts) - w + 1
+		c.raw = append(c.raw[:0], c.raw[n*f:]...)
+		c.ts = append(c.ts[:0], c.ts[n:]...)
+	}
+	c.raw = append(c.raw, v...)
+	c.ts = append(c.ts, ts)
+}
+
+// features returns the kept vectors of the buckets up to ts (the event's
+// Features) and the indices of its missing values, as new slices.
+func (c *camCell) features(ts time.Time) ([]float64, []int) {
+	n := len(c.ts)
+	for n > 0 && c.ts[n-1].After(ts) {
+		n--
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	f := len(c.raw) / len(c.ts)
+	out := append([]float64(nil), c.raw[:n*f]...)
+	var missing []int
+	for i, x := range out {
+		if x != x || math.IsInf(x, 0) {
+			out[i] = 0
+			missing = append(missing, i)
+		}
+	}
+	return out, missing
+}
+
+// eventFeatures are the Features of an event of detector d at ts: nil
+// unless d judges a camera's scores.
+func (a *Agent) eventFeatures(d *detect.Detector, ts time.Time) ([]float64, []int) {
+	c := a.cellOf(d)
+	if c == nil {
+		return nil, nil
+	}
+	return c.features(ts)
+}
 
 // vectorScore is the scorer of a camera's score stream: it passes the
 // score through, and carries the camera's VectorScorer state in the
@@ -82,20 +147,75 @@ type vectorScore struct {
 
 var _ detect.Scorer = (*vectorScore)(nil)
 
-// AppendState implements detect.Scorer: the camera's VectorScorer state.
+// cellStateMarker starts a camera cell's state: its kept raw vectors, then
+// the VectorScorer's state. A state without it (a checkpoint of an agent
+// before the raw vectors were kept) starts with the VectorScorer's version
+// byte, which is never the marker.
+const cellStateMarker = 0xfe
+
+// Bounds of a camera cell's kept vectors in a checkpoint.
+const (
+	maxCellRows     = 4096
+	maxCellFeatures = 4096
+)
+
+// AppendState implements detect.Scorer: the camera's kept raw vectors and
+// its VectorScorer state.
 func (w *vectorScore) AppendState(b []byte) ([]byte, error) {
-	return w.cell.vs.AppendState(b), nil
+	c := w.cell
+	b = append(b, cellStateMarker)
+	f := 0
+	if len(c.ts) > 0 {
+		f = len(c.raw) / len(c.ts)
+	}
+	b = binary.AppendUvarint(b, uint64(len(c.ts)))
+	b = binary.AppendUvarint(b, uint64(f))
+	for i, ts := range c.ts {
+		b = binary.AppendVarint(b, ts.UnixNano())
+		for _, x := range c.raw[i*f : (i+1)*f] {
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(x))
+		}
+	}
+	return c.vs.AppendState(b), nil
 }
 
-// RestoreState implements detect.Scorer. The restored VectorScorer goes
-// into the receiver's cell: the receiver is the fresh scorer of a detector
-// being restored (restoreDetector), which is the only user of its cell.
+// RestoreState implements detect.Scorer. The restored VectorScorer and
+// vectors go into the receiver's cell: the receiver is the fresh scorer of
+// a detector being restored (restoreDetector), which is the only user of
+// its cell.
 func (w *vectorScore) RestoreState(b []byte, _ int) (detect.Scorer, []byte, error) {
+	var raw []float64
+	var ts []time.Time
+	if len(b) > 0 && b[0] == cellStateMarker {
+		b = b[1:]
+		rows, n := binary.Uvarint(b)
+		if n <= 0 || rows > maxCellRows {
+			return nil, nil, fmt.Errorf("camera state: bad row count")
+		}
+		b = b[n:]
+		f, n := binary.Uvarint(b)
+		if n <= 0 || f > maxCellFeatures || (rows > 0 && f == 0) {
+			return nil, nil, fmt.Errorf("camera state: bad feature count")
+		}
+		b = b[n:]
+		for range rows {
+			t, n := binary.Varint(b)
+			if n <= 0 || uint64(len(b)-n) < 8*f {
+				return nil, nil, fmt.Errorf("camera state: truncated")
+			}
+			b = b[n:]
+			ts = append(ts, time.Unix(0, t).UTC())
+			for range f {
+				raw = append(raw, math.Float64frombits(binary.LittleEndian.Uint64(b)))
+				b = b[8:]
+			}
+		}
+	}
 	vs, rest, err := w.cell.vs.RestoreState(b)
 	if err != nil {
 		return nil, nil, err
 	}
-	w.cell.vs = vs
+	w.cell.vs, w.cell.raw, w.cell.ts = vs, raw, ts
 	return &vectorScore{Passthrough: modelscore.NewPassthrough(vs.Model()), cell: w.cell}, rest, nil
 }
 
@@ -142,6 +262,7 @@ type videoState struct {
 	out    []decode.Reading      // scratch: the readings to judge
 	warm   bool                  // a camera scorer warmed up in this message
 	warned map[string]bool       // streams of video rules not judged, logged once
+	dirty  []string              // checkpoint's scratch: cameras changed (checkpoint.go)
 }
 
 // videoInit finds the profile's video rules.
@@ -271,6 +392,7 @@ func (a *Agent) stepCamera(vr *videoRule, prefix string, ts time.Time, vec []flo
 		a.detectors[stream] = nd
 	}
 	a.cpDirty[stream] = struct{}{}
+	cell.keep(ts, vec, cell.vs.Runner().Manifest().Window)
 	score, ok := cell.vs.StepVector(vec)
 	if !ok {
 		a.vid.warm = true

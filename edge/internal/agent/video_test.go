@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -260,6 +262,36 @@ func TestAgentVideoModel(t *testing.T) {
 		got.Low != m.Low || got.High != m.High || len(got.Window) != 30 || got.Window[29] != got.Value {
 		t.Fatalf("event %+v", got)
 	}
+	// Features are the raw vectors of the model's window of buckets, ending
+	// with the event's, as the decoder computes them from the frames.
+	if len(got.Features) != m.Window*m.Features {
+		t.Fatalf("event features: %d values, want %d buckets of %d", len(got.Features), m.Window, m.Features)
+	}
+	if !slices.Equal(m.FeatureNames, train.VideoFeatureNames) {
+		t.Fatalf("manifest features %v", m.FeatureNames)
+	}
+	feats := train.VideoFeatures(frames, 25, 1920, 1080)
+	missing := map[int]bool{}
+	for _, i := range got.FeaturesMissing {
+		missing[i] = true
+	}
+	end := int(got.TS.Sub(videoT0) / time.Second)
+	for k := 0; k < m.Window; k++ {
+		want := feats[end-m.Window+1+k]
+		for f, w := range want {
+			i := k*m.Features + f
+			g := got.Features[i]
+			if w != w {
+				if !missing[i] || g != 0 {
+					t.Fatalf("features[%d] (bucket %d, %s) = %g, missing %v; the bucket has none", i, end-m.Window+1+k, m.FeatureNames[f], g, missing[i])
+				}
+				continue
+			}
+			if missing[i] || math.Abs(g-w) > 1e-3*max(1, math.Abs(w)) {
+				t.Fatalf("features[%d] (bucket %d, %s) = %g (missing %v), want %g", i, end-m.Window+1+k, m.FeatureNames[f], g, missing[i], w)
+			}
+		}
+	}
 	// The window is the scores judged, bucket by bucket.
 	scores := map[time.Time]float64{}
 	for _, j := range log.of(score) {
@@ -363,6 +395,17 @@ func TestVideoCheckpointAndSwap(t *testing.T) {
 	}
 	if d.Model() != "ae-video@1" || d.Config().Scorer != vectorScorerName {
 		t.Fatalf("restored %s %q", d.Model(), d.Config().Scorer)
+	}
+	// The kept raw vectors (an event's Features) come back too.
+	run, back := a.cellOf(a.detectors[stream]), a.cellOf(d)
+	if len(run.ts) != m.Window || !slices.Equal(back.ts, run.ts) || !slices.EqualFunc(back.raw, run.raw, func(x, y float64) bool { return x == y || x != x && y != y }) {
+		t.Fatalf("restored vectors %v %v, running %v %v", back.ts, back.raw, run.ts, run.raw)
+	}
+	// A state from before the vectors were kept (the VectorScorer's alone)
+	// restores, with none.
+	old := &vectorScore{Passthrough: modelscore.NewPassthrough(ref.Model()), cell: &camCell{vs: modelscore.NewVector(ref)}}
+	if _, rest, err := old.RestoreState(run.vs.AppendState(nil), 0); err != nil || len(rest) != 0 || old.cell.raw != nil || old.cell.ts != nil {
+		t.Fatalf("old camera state: %v, %d bytes left, vectors %v", err, len(rest), old.cell.raw)
 	}
 	twin := a.cellOf(d).vs
 	for i := 100; i < 110; i++ {
@@ -568,5 +611,32 @@ func TestVideoMissing(t *testing.T) {
 	a.p.MQTT.Topics[0].Decoder = "json"
 	if m := a.videoMissing(train.VideoFeatureNames); len(m) != len(train.VideoFeatureNames) {
 		t.Fatalf("missing %v without a video topic", m)
+	}
+}
+
+// TestVideoEventFeatures: a camera cell keeps the raw vectors of the
+// model's window of buckets, and an event's Features are those up to its
+// bucket, missing values written as 0 and listed.
+func TestVideoEventFeatures(t *testing.T) {
+	var c camCell
+	nan := math.NaN()
+	for i := 0; i < 5; i++ {
+		c.keep(videoT0.Add(time.Duration(i)*time.Second), []float64{float64(i), nan}, 3)
+	}
+	f, missing := c.features(videoT0.Add(4 * time.Second))
+	if !slices.Equal(f, []float64{2, 0, 3, 0, 4, 0}) || !slices.Equal(missing, []int{1, 3, 5}) {
+		t.Fatalf("features %v missing %v", f, missing)
+	}
+	// An event of an earlier bucket (judged late) ends with that bucket.
+	if f, _ := c.features(videoT0.Add(3 * time.Second)); !slices.Equal(f, []float64{2, 0, 3, 0}) {
+		t.Fatalf("features up to bucket 3: %v", f)
+	}
+	if f, m := c.features(videoT0); f != nil || m != nil {
+		t.Fatalf("features before the kept buckets: %v %v", f, m)
+	}
+	// Another model's feature count starts afresh.
+	c.keep(videoT0.Add(5*time.Second), []float64{7, 8, 9}, 3)
+	if f, _ := c.features(videoT0.Add(5 * time.Second)); !slices.Equal(f, []float64{7, 8, 9}) {
+		t.Fatalf("features after a change of model: %v", f)
 	}
 }

@@ -67,14 +67,24 @@ import (
 // "{topic}"; "{camera}" gives e.g. "cameras/{camera}" ->
 // "cameras/cam-1/count_person".
 //
-// A Video decoder's last bucket per camera stays pending until a later frame
-// arrives; an agent restart loses the pending buckets.
+// A Video decoder's last bucket per camera (its open bucket) stays pending
+// until a later frame arrives. That state survives a restart through
+// checkpoints (video_state.go): Holds reports whether the last frame went
+// into an open bucket, Dirty lists the cameras changed since the last
+// checkpoint, AppendCameraState and RestoreCamera save and restore them. A
+// frame already held in its camera's open bucket (same camera and time: a
+// message the broker redelivers after a crash) is skipped as a duplicate,
+// so no frame counts twice.
 type Video struct {
 	opts    VideoOptions
 	prefix  prefixTemplate
 	classes map[string]int
 	cams    map[string]*camState
 	skipped atomic.Uint64
+	// dirty are the prefixes whose state changed since TakeDirty; holds
+	// whether the last Decode's frame is held in an open bucket.
+	dirty map[string]struct{}
+	holds bool
 	// scratch, reused between frames
 	objs []videoObject
 	cent []point
@@ -124,6 +134,15 @@ type camState struct {
 	hasPrev                 bool
 	streams                 []string // frames, count_*, confidence_mean, area_mean, motion_mean
 	conf, area, motionIndex int
+	// seen are the frames of the open bucket (a redelivered one is a
+	// duplicate).
+	seen map[frameKey]struct{}
+}
+
+// frameKey identifies a frame of a camera: its time and its camera.
+type frameKey struct {
+	ts  int64
+	cam uint64 // fnv-1a of the camera id
 }
 
 type videoObject struct {
@@ -201,6 +220,7 @@ func videoErr(reason, format string, args ...any) *Error {
 
 // Decode implements Decoder.
 func (v *Video) Decode(topic string, payload []byte) ([]Reading, error) {
+	v.holds = false
 	var f videoFrame
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	if err := dec.Decode(&f); err != nil {
@@ -286,6 +306,16 @@ func (v *Video) Decode(topic string, payload []byte) ([]Reading, error) {
 		st = v.newCam(prefix, b)
 		v.cams[prefix] = st
 	}
+	key := frameKey{ts.UnixNano(), camHash(camera)}
+	if b.Equal(st.start) {
+		if _, dup := st.seen[key]; dup {
+			// Redelivered: already in the open bucket. Its ack waits for
+			// the checkpoint holding it, as the first delivery's did.
+			v.skipped.Add(1)
+			v.holds = true
+			return nil, nil
+		}
+	}
 	if b.Before(st.start) {
 		if st.start.Sub(b) <= v.rewind() {
 			v.skipped.Add(1)
@@ -304,6 +334,12 @@ func (v *Video) Decode(topic string, payload []byte) ([]Reading, error) {
 		st.reset(b)
 	}
 	v.add(st, ts, w, h)
+	if st.seen == nil {
+		st.seen = map[frameKey]struct{}{}
+	}
+	st.seen[key] = struct{}{}
+	v.markDirty(prefix)
+	v.holds = true
 	return out, nil
 }
 
@@ -399,6 +435,7 @@ func (st *camState) reset(start time.Time) {
 	for i := range st.counts {
 		st.counts[i] = 0
 	}
+	clear(st.seen)
 }
 
 func finiteOr0(f float64) float64 {
