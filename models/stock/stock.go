@@ -12,7 +12,11 @@
 //     autoencoder of a camera's last 8 per-bucket feature vectors (10
 //     features each: objects per frame by class, mean confidence, mean box
 //     area, motion; 80-24-8-24-80, 4224 multiply-accumulates), run by
-//     VectorScorer.
+//     VectorScorer;
+//   - ae-video-cloud: the cloud's second stage for ae-video events, float32,
+//     the same trained network as ae-video before quantisation, with
+//     thresholds on the residual of an event's own feature rows
+//     (models/detect/secondstage.VectorConfirmer).
 //
 // The files are made by models/cmd/modeltool; README.md records the
 // commands. Load checks each file against its manifest's sha256.
@@ -35,6 +39,10 @@ const (
 	// Video is the edge model of a camera's per-bucket detection features
 	// (run it with a VectorScorer).
 	Video = "ae-video"
+	// VideoCloud is the cloud's second stage for ae-video events: the
+	// float32 export of the network ae-video quantises, with thresholds
+	// for re-scoring an event's features (secondstage.VectorConfirmer).
+	VideoCloud = "ae-video-cloud"
 )
 
 //go:embed *.tflite *.json

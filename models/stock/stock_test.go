@@ -136,7 +136,7 @@ func liteRTDir() string {
 }
 
 // TestShippedInLiteRT runs the shipped .tflite files (ae-edge,
-// forecast-cloud, ae-video) unchanged in the official runtime (LiteRT.js
+// forecast-cloud, ae-video, ae-video-cloud) unchanged in the official runtime (LiteRT.js
 // under node) on real windows and compares its
 // outputs with this repo's runtime: the float model within 1e-4, the int8
 // model within one output quantisation step (XNNPACK may round
@@ -156,7 +156,7 @@ func TestShippedInLiteRT(t *testing.T) {
 		}
 		t.Skip("node not found")
 	}
-	for _, name := range []string{Edge, Cloud, Video} {
+	for _, name := range []string{Edge, Cloud, Video, VideoCloud} {
 		m, model, err := Load(name)
 		if err != nil {
 			t.Fatal(err)

@@ -160,3 +160,76 @@ func TestVectorScorer(t *testing.T) {
 		}
 	}
 }
+
+// TestShippedVideoCloudFiles: the shipped ae-video-cloud is the float32
+// network ae-video quantises: a cloud-float model without int8 tensors,
+// reading the same window of the same features with the same
+// normalisation, whose outputs on normalised camera windows agree with
+// ae-video's within the int8 error the ae-video manifest records; its
+// thresholds are positive and ordered.
+func TestShippedVideoCloudFiles(t *testing.T) {
+	m, model, err := Load(VideoCloud)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _, _ := Files(VideoCloud)
+	if disk, err := os.ReadFile(m.File); err != nil || string(disk) != string(raw) {
+		t.Errorf("embedded model differs from %s on disk (%v)", m.File, err)
+	}
+	em, emodel, err := Load(Video)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Role != manifest.RoleCloudFloat || m.Name != VideoCloud || m.Kind != em.Kind || m.Normalisation != em.Normalisation ||
+		m.Window != em.Window || m.Features != em.Features || m.ResidualLast != em.ResidualLast {
+		t.Errorf("manifest %+v does not describe ae-video's input as a cloud-float model", m)
+	}
+	for f := range em.FeatureNames {
+		if m.FeatureNames[f] != em.FeatureNames[f] || m.FeatureMean[f] != em.FeatureMean[f] || m.FeatureStd[f] != em.FeatureStd[f] {
+			t.Errorf("feature %d: %s mean %g std %g, ae-video %s %g %g", f, m.FeatureNames[f], m.FeatureMean[f], m.FeatureStd[f],
+				em.FeatureNames[f], em.FeatureMean[f], em.FeatureStd[f])
+		}
+	}
+	if !(m.Low > 0) || !(m.High > m.Low) {
+		t.Errorf("thresholds low %v high %v", m.Low, m.High)
+	}
+	for _, ti := range model.Tensors() {
+		if ti.Type == tflite.Int8 {
+			t.Fatalf("int8 tensor %s in the float model", ti.Name)
+		}
+	}
+	f, err := NewVectorScorer(m, model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := NewVectorScorer(em, emodel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cam := cameraVectors(200, 5)
+	var b manifest.Baseline
+	vecs := make([]float32, len(cam)*m.Features)
+	for i, v := range cam {
+		m.NormaliseVector(vecs[i*m.Features:(i+1)*m.Features], v, &b)
+	}
+	var sum float64
+	var n int
+	for t0 := 0; t0+m.InputSize() <= len(vecs); t0 += m.Features {
+		w := vecs[t0 : t0+m.InputSize()]
+		if _, err := f.Residual(w); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := q.Residual(w); err != nil {
+			t.Fatal(err)
+		}
+		for i, o := range f.Last.Output {
+			sum += math.Abs(float64(o - q.Last.Output[i]))
+			n++
+		}
+	}
+	mean := sum / float64(n)
+	t.Logf("mean |float - int8| output %.4f over %d values (ae-video's manifest: %.4f)", mean, n, em.Training.Agreement.MeanAbsDeltaOutput)
+	if mean > 2*em.Training.Agreement.MeanAbsDeltaOutput+0.01 {
+		t.Errorf("mean |float - int8| output %.4f: not the network ae-video quantises", mean)
+	}
+}

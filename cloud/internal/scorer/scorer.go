@@ -23,6 +23,13 @@
 // Other float models (a model pushed to the model store with --role cloud)
 // are scorers through NewModelFiles.
 //
+// Video events (the edge's ae-video@N, carrying their buckets' features)
+// go to the video second stage instead, whatever scorer is configured:
+// WithVideo wraps the configured scorer in a ByModel that sends them to
+// VideoModel running the stock float ae-video-cloud@1 (video.go); the
+// verdict names that model. Video events without features (agents from
+// before features) are decided by the configured scorer as before.
+//
 // Rule for events that cannot be re-scored (no window, or a window shorter
 // than the scorer needs): the edge's kind decides: an anomaly (the edge
 // score reached its high threshold) is confirmed, an uncertain event is
@@ -61,6 +68,9 @@ type Result struct {
 	Score    float64
 	// Reason is set when the decision was not made by re-scoring.
 	Reason string
+	// Model is the "name@version" of the model that decided when it is
+	// not the scorer's own Name (ByModel's video events); empty otherwise.
+	Model string
 }
 
 // Scorer re-scores forwarded events. Implementations must be safe for

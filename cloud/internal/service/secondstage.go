@@ -15,17 +15,19 @@ import (
 // (scorer.NewRegistry: forecast-cloud, robust-zscore; a bare name selects
 // the latest version), or else a cloud-float model in the model store
 // ("name" for its latest version, or "name@version"), verified with the
-// fleet's signing key.
+// fleet's signing key. Events of the edge's video model that carry
+// features go to the stock video second stage instead (scorer.WithVideo).
 func (s *Service) secondStage(ctx context.Context) (scorer.Scorer, error) {
 	name := s.cfg.Scorer
 	reg := scorer.NewRegistry()
 	opts := scorer.Options{Threshold: s.cfg.ScoreThreshold}
 	if _, ok := reg.Resolve(name); ok {
 		sc, err := reg.New(name, opts)
-		if err == nil {
-			s.cfg.Logger.Info("second stage", "model", sc.Name())
+		if err != nil {
+			return nil, err
 		}
-		return sc, err
+		s.cfg.Logger.Info("second stage", "model", sc.Name(), "video", scorer.VideoCloudName)
+		return scorer.WithVideo(sc)
 	}
 	if s.models == nil {
 		return nil, fmt.Errorf("%w %q: not built in (%v), and this replica has no model store to look in", scorer.ErrUnknown, name, reg.Names())
@@ -51,6 +53,6 @@ func (s *Service) secondStage(ctx context.Context) (scorer.Scorer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model %s from the store (its manifest must describe the model as models/stock's do: kind, window, normalisation, thresholds): %w", mi.ID(), err)
 	}
-	s.cfg.Logger.Info("second stage runs a model from the store", "model", sc.Name(), "sha256", mi.SHA256)
-	return sc, nil
+	s.cfg.Logger.Info("second stage runs a model from the store", "model", sc.Name(), "sha256", mi.SHA256, "video", scorer.VideoCloudName)
+	return scorer.WithVideo(sc)
 }

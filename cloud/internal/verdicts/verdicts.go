@@ -124,6 +124,10 @@ func (s *Stage) Stop() {
 // Decide scores ev and returns its verdict, decided at now.
 func Decide(sc scorer.Scorer, ev api.Event, now time.Time) wire.Verdict {
 	r := sc.Score(ev.Event)
+	model := sc.Name()
+	if r.Model != "" {
+		model = r.Model // e.g. the video second stage of scorer.ByModel
+	}
 	created := ev.Created
 	if created.IsZero() {
 		created = ev.Received
@@ -134,7 +138,7 @@ func Decide(sc scorer.Scorer, ev api.Event, now time.Time) wire.Verdict {
 	}
 	return wire.Verdict{
 		Agent: ev.Agent, Seq: ev.Seq, Incarnation: ev.Incarnation, Stream: ev.Stream, TS: ev.TS, EdgeKind: ev.Kind,
-		Decision: r.Decision, Score: r.Score, Model: sc.Name(),
+		Decision: r.Decision, Score: r.Score, Model: model,
 		LatencyMS: lat, Decided: now.UTC(), Reason: r.Reason,
 	}
 }

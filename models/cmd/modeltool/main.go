@@ -172,7 +172,7 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 
 func trainVideoCmd(args []string, stdout, stderr io.Writer) int {
 	var s train.VideoSpec
-	var out, hidden string
+	var out, hidden, cloud string
 	var mot multiFlag
 	fs := flag.NewFlagSet("train-video", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -201,6 +201,7 @@ func trainVideoCmd(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&s.LowQuantile, "low-quantile", 0.995, "held-out score quantile that is the low (uncertain) threshold")
 	fs.Float64Var(&s.HighQuantile, "high-quantile", 0.9995, "held-out score quantile that is the high (anomaly) threshold")
 	fs.Var(&mot, "mot", "a MOTChallenge det.txt to evaluate on with injected anomalies (repeatable; read only)")
+	fs.StringVar(&cloud, "cloud", "", "also write the float32 export of the same network as the cloud-float model NAME (CLOUD.tflite, CLOUD.json; thresholds for the cloud's second stage)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -260,6 +261,17 @@ func trainVideoCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "%s (%d frames, looped to 15 min at 25 fps; anomalies injected at 10 min):\n", p, len(frames))
 		train.SummariseVideo(stdout, ds)
+	}
+	if cloud != "" {
+		cm, err := train.BuildVideoCloud(res, s, cloud)
+		if err != nil {
+			fmt.Fprintf(stderr, "modeltool train-video: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "cloud model %s: residual thresholds low %.4f high %.4f\n", cm.ID(), cm.Low, cm.High)
+		if code := writeModel(out, cm, res.Float, stdout, stderr); code != 0 {
+			return code
+		}
 	}
 	return writeModel(out, res.Manifest, res.Model, stdout, stderr)
 }

@@ -69,13 +69,14 @@ func TestBadUsage(t *testing.T) {
 // TestShippedCheck: the shipped manifests pass the check.
 func TestShippedCheck(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), []string{"check", "../../stock/ae-edge.json", "../../stock/forecast-cloud.json", "../../stock/ae-video.json"}, &stdout, &stderr); code != 0 {
+	if code := run(context.Background(), []string{"check", "../../stock/ae-edge.json", "../../stock/forecast-cloud.json", "../../stock/ae-video.json", "../../stock/ae-video-cloud.json"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 }
 
 // TestTrainVideo trains a small video model on generated scenes, evaluates
-// it on a tiny det.txt with injected anomalies, and checks the files.
+// it on a tiny det.txt with injected anomalies, and checks the files,
+// with the float export written as a cloud model (--cloud).
 func TestTrainVideo(t *testing.T) {
 	dir := t.TempDir()
 	det := filepath.Join(dir, "det.txt")
@@ -91,17 +92,17 @@ func TestTrainVideo(t *testing.T) {
 	out := filepath.Join(dir, "m")
 	var stdout, stderr bytes.Buffer
 	args := []string{"train-video", "--out", out, "--name", "tinyvideo", "--scenes", "2", "--held-out-scenes", "1",
-		"--seconds", "300", "--epochs", "1", "--hidden", "8,4", "--mot", det}
+		"--seconds", "300", "--epochs", "1", "--hidden", "8,4", "--mot", det, "--cloud", "tinyvideo-cloud"}
 	if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, stdout.String(), stderr.String())
 	}
-	for _, want := range []string{"int8 vs float on", "thresholds low", "injected anomalies", "crowd", "vanish", "det.txt (200 frames"} {
+	for _, want := range []string{"int8 vs float on", "thresholds low", "injected anomalies", "crowd", "vanish", "det.txt (200 frames", "cloud model tinyvideo-cloud@1: residual thresholds"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, stdout.String())
 		}
 	}
 	stdout.Reset()
-	if code := run(context.Background(), []string{"check", filepath.Join(out, "tinyvideo.json")}, &stdout, &stderr); code != 0 {
+	if code := run(context.Background(), []string{"check", filepath.Join(out, "tinyvideo.json"), filepath.Join(out, "tinyvideo-cloud.json")}, &stdout, &stderr); code != 0 {
 		t.Fatalf("check: exit %d: %s", code, stderr.String())
 	}
 }
