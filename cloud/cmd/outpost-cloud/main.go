@@ -6,7 +6,7 @@
 //	outpost-cloud serve [--data DIR] [--nats-listen HOST:PORT | --nats URL] [--http HOST:PORT]
 //	                    [--webhook URL] [--second-stage forecast-cloud|robust-zscore|MODEL[@V]]
 //	                    [--score-threshold X] [--batch N]
-//	                    [--learn auto|approve|off] [--learn-interval 1h] [--learn-to auto] [--learn-bake 1m]
+//	                    [--learn auto|approve|off] [--learn-interval 1h] [--learn-to auto] [--learn-bake 1m] [--learn-lease 15s]
 //	outpost-cloud version
 //
 // serve logs "ready" (slog text on stderr) once it accepts requests.
@@ -78,6 +78,7 @@ func serve(args []string) int {
 	fs.StringVar(&cfg.Learn.RolloutTo, "learn-to", learn.AutoTargets, "agents a promoted challenger is rolled out to: auto (those running the champion: all, their group or the one device), all, group=G or device=D")
 	fs.StringVar(&cfg.Learn.Canary, "learn-canary", "", "canaries of a learning rollout: a count or a share (empty: 1 when there are two agents or more)")
 	fs.DurationVar(&cfg.Learn.Bake, "learn-bake", time.Minute, "how long a learning rollout's canaries must stay healthy before the rest follow")
+	fs.DurationVar(&cfg.Learn.Lease, "learn-lease", learn.DefaultLease, "leader lease of the learning loop: the longest a dead replica keeps the loop stopped (set by the replica that creates the lease bucket)")
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
