@@ -1,7 +1,6 @@
 package scorer
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 
@@ -120,15 +119,7 @@ func (s *Model) Score(ev wire.Event) Result {
 	sc, ok, err := c.Decide(ev.Window)
 	s.pool.Put(c)
 	if err != nil {
-		reason := fmt.Sprintf("%s could not score the window (%v): fallback %s decides", s.m.ID(), err, FallbackEdgeKind)
-		if errors.Is(err, secondstage.ErrShortWindow) {
-			reason = fmt.Sprintf("window too short for %s (%v): fallback %s decides", s.m.ID(), err, FallbackEdgeKind)
-		}
-		return byEdgeKind(ev, reason)
+		return unscored(ev, s.m.ID(), "window", "window too short", err)
 	}
-	d := wire.Rejected
-	if ok {
-		d = wire.Confirmed
-	}
-	return Result{Decision: d, Score: finite(sc)}
+	return decided(sc, ok)
 }

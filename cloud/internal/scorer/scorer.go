@@ -47,6 +47,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/outpost-iot/outpost/models/detect/secondstage"
 	"github.com/outpost-iot/outpost/models/manifest"
 	"github.com/outpost-iot/outpost/models/stock"
 	"github.com/outpost-iot/outpost/shared/wire"
@@ -229,11 +230,29 @@ func (s *robustZ) Name() string { return RobustZName }
 
 // byEdgeKind is the rule for events that cannot be re-scored.
 func byEdgeKind(ev wire.Event, reason string) Result {
+	r := decided(ev.Score, ev.Kind == wire.KindAnomaly)
+	r.Reason = reason
+	return r
+}
+
+// decided is the Result of a score (made finite) and whether it confirms.
+func decided(score float64, confirmed bool) Result {
 	d := wire.Rejected
-	if ev.Kind == wire.KindAnomaly {
+	if confirmed {
 		d = wire.Confirmed
 	}
-	return Result{Decision: d, Score: finite(ev.Score), Reason: reason}
+	return Result{Decision: d, Score: finite(score)}
+}
+
+// unscored is the edge-kind Result of an event model could not score
+// (what: "window", "features"), saying why; short says it for input
+// shorter than the model needs (secondstage.ErrShortWindow).
+func unscored(ev wire.Event, model, what, short string, err error) Result {
+	reason := fmt.Sprintf("%s could not score the %s (%v): fallback %s decides", model, what, err, FallbackEdgeKind)
+	if errors.Is(err, secondstage.ErrShortWindow) {
+		reason = fmt.Sprintf("%s for %s (%v): fallback %s decides", short, model, err, FallbackEdgeKind)
+	}
+	return byEdgeKind(ev, reason)
 }
 
 func finite(f float64) float64 {
@@ -277,11 +296,7 @@ func (s *robustZ) Score(ev wire.Event) Result {
 		z = MaxScore // a flat window and a different last value
 	}
 	z = finite(z)
-	d := wire.Rejected
-	if z >= s.threshold {
-		d = wire.Confirmed
-	}
-	return Result{Decision: d, Score: z}
+	return decided(z, z >= s.threshold)
 }
 
 // median sorts v in place and returns its median.

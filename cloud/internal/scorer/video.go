@@ -1,7 +1,6 @@
 package scorer
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -93,17 +92,9 @@ func (s *VideoModel) Score(ev wire.Event) Result {
 	sc, ok, err := c.Decide(ev.Features, ev.FeaturesMissing)
 	s.pool.Put(c)
 	if err != nil {
-		reason := fmt.Sprintf("%s could not score the features (%v): fallback %s decides", s.m.ID(), err, FallbackEdgeKind)
-		if errors.Is(err, secondstage.ErrShortWindow) {
-			reason = fmt.Sprintf("too few feature rows for %s (%v): fallback %s decides", s.m.ID(), err, FallbackEdgeKind)
-		}
-		return byEdgeKind(ev, reason)
+		return unscored(ev, s.m.ID(), "features", "too few feature rows", err)
 	}
-	d := wire.Rejected
-	if ok {
-		d = wire.Confirmed
-	}
-	return Result{Decision: d, Score: finite(sc)}
+	return decided(sc, ok)
 }
 
 // ByModel is the service's second stage: events of the edge's video model
