@@ -582,23 +582,18 @@ func (d *Detector) Judge(ts time.Time, v float64) Judgement {
 		if d.sinceAnomaly >= 0 && d.sinceAnomaly < math.MaxInt32 {
 			d.sinceAnomaly++
 		}
+		held := d.novelHeld()
 		if novOK && j.Warm {
 			j.Novelty = nov
-			if !d.novelHeld() {
-				j.Score = math.Max(j.Score, nov*d.cfg.High/d.cfg.Novelty.High)
-			}
+			j.Score = d.lift(j.Score, nov, d.cfg.Novelty.High, held)
 		}
 		if volOK && j.Warm {
 			j.Volatility = vol
-			if !d.novelHeld() {
-				j.Score = math.Max(j.Score, vol*d.cfg.High/d.cfg.Volatility.High)
-			}
+			j.Score = d.lift(j.Score, vol, d.cfg.Volatility.High, held)
 		}
 		if seaOK && j.Warm {
 			j.Seasonal = sea
-			if !d.novelHeld() {
-				j.Score = math.Max(j.Score, sea*d.cfg.High/d.cfg.Seasonal.High)
-			}
+			j.Score = d.lift(j.Score, sea, d.cfg.Seasonal.High, held)
 		}
 		if d.cfg.RangeMargin > 0 && d.rangeN >= uint64(d.cfg.RangeWarmup) && d.outOfRange(v) {
 			j.OutOfRange = true
@@ -647,6 +642,16 @@ func (d *Detector) Judge(ts time.Time, v float64) Judgement {
 		j.Window = d.window()
 	}
 	return j
+}
+
+// lift returns score raised to a channel's likelihood score ch, scaled so
+// that the channel's high counts as the detector's High; during the
+// hold-off (held) the channel does not count.
+func (d *Detector) lift(score, ch, high float64, held bool) float64 {
+	if held {
+		return score
+	}
+	return math.Max(score, ch*d.cfg.High/high)
 }
 
 // novelHeld reports whether the novelty channel is in its hold-off
