@@ -181,9 +181,12 @@ func New(opts Options) (*Agent, error) {
 		opts.Logger = slog.Default()
 	}
 	installed := opts.Profile.Defaults()
-	text, key, ok, err := control.LoadConfig(controlDir(installed))
+	text, key, ok, refused, why, err := control.StartConfig(controlDir(installed))
 	if err != nil {
 		opts.Logger.Error("applied config not read; running the installed profile", "err", err)
+	}
+	if refused != "" {
+		opts.Logger.Error("config refused; back to the profile before it", "config", refused, "back_to", key, "why", why)
 	}
 	if ok {
 		a, err := newCandidate(opts, installed, key, text)
@@ -348,6 +351,11 @@ func (a *Agent) Metrics() *metrics.Metrics { return a.met }
 func (a *Agent) Run(ctx context.Context) error {
 	for {
 		restart, err := a.run(ctx)
+		// The pipeline stopped without crashing: its starts on probation
+		// no longer count against its profile (control.StartConfig).
+		if serr := control.StoppedCleanly(controlDir(a.installed)); serr != nil {
+			a.log.Error("clean stop not recorded", "err", serr)
+		}
 		if err != nil && a.configKey != "" && !a.wasReady.Load() && ctx.Err() == nil {
 			// The profile the cloud sent does not start (a port in use...):
 			// back to the installed one, and that config is refused.

@@ -58,7 +58,9 @@ import (
 // profile on probation (State.ConfigStatus "applying") until it has judged
 // readings healthily for Options.ConfigGrace (control's package comment
 // says what healthy is), then "applied". A stored profile that does not
-// start, or fails its probation, goes back to the profile before it (the
+// start, fails its probation, or is started on probation a fourth time
+// without a clean stop in between (control.StartConfig: the process
+// crashed on it), goes back to the profile before it (the
 // last applied one, else the installed one), and is refused
 // (control.DropConfig; LastError says why).
 

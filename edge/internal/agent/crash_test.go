@@ -77,16 +77,7 @@ func TestCrashKill9(t *testing.T) {
 	if err := os.WriteFile(profPath, []byte(deliveryYAML("gw-crash", srv.URL(), mq.URL(), dataDir)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	logPath := filepath.Join(dir, "agent.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
+	exe, logf, logPath := childSetup(t, dir)
 	var lastStart time.Time
 	start := func() *exec.Cmd {
 		lastStart = time.Now()
@@ -201,6 +192,22 @@ func logTail(t *testing.T, path string) {
 		b = b[len(b)-20000:]
 	}
 	t.Logf("agent log (tail):\n%s", b)
+}
+
+// childSetup returns the test binary, to run as a child agent process,
+// and dir/agent.log (open, closed at the end of the test) for its output.
+func childSetup(t *testing.T, dir string) (exe string, logf *os.File, logPath string) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logPath = filepath.Join(dir, "agent.log")
+	if logf, err = os.Create(logPath); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logf.Close() })
+	return exe, logf, logPath
 }
 
 // lastState returns agent's last state message (zero if none).

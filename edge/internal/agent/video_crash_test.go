@@ -195,16 +195,7 @@ func TestVideoCrashRestart(t *testing.T) {
 	if err := os.WriteFile(profPath, []byte(videoCrashYAML("vid-crash", srv.URL(), mq.URL(), filepath.Join(dir, "data"))), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	logPath := filepath.Join(dir, "agent.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
+	exe, logf, logPath := childSetup(t, dir)
 	var mu sync.Mutex
 	var child *exec.Cmd
 	start := func() {

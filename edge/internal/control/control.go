@@ -32,7 +32,9 @@
 // over readings plus decode errors) is above RateFactor × the previous
 // pipeline's rate when it handed over + RateFloor; or it judges no reading
 // in MaxWait while the previous one took readings at a pace that would
-// have given at least 10 in as long. On a failure control goes back to the
+// have given at least 10 in as long; or the agent starts it a fourth time
+// without a clean stop in between (ProbationStarts: it crashed, was killed,
+// or the gateway lost power, three times). On a failure control goes back to the
 // previous profile (the last applied one, kept as previous.yaml, or the
 // installed one) and reports the refusal, with the reason, in LastError.
 // Probation survives a restart of the agent: it starts again.
@@ -246,7 +248,17 @@ type applied struct {
 	Pending  bool      `json:"pending,omitempty"`
 	Previous string    `json:"previous,omitempty"`
 	Baseline *Baseline `json:"baseline,omitempty"`
+	// Starts counts the starts of Config while it is on probation that
+	// were not followed by a clean stop (StartConfig, StoppedCleanly): a
+	// profile that makes the agent crash is refused after ProbationStarts.
+	Starts int `json:"starts,omitempty"`
 }
+
+// ProbationStarts is how many times a pushed profile on probation may be
+// started without a clean stop in between (the agent crashed, was killed
+// or the gateway lost power) before StartConfig refuses it and goes back
+// to the profile before it.
+const ProbationStarts = 3
 
 // Baseline is what the pipeline that ran before a pushed profile had done
 // when it handed over: readings, decode errors and for how long.
@@ -325,6 +337,47 @@ func LoadConfig(dir string) (text []byte, key string, ok bool, err error) {
 	return text, st.Config, true, nil
 }
 
+// StartConfig is LoadConfig for an agent that starts the profile: while
+// the applied profile is on probation it counts the start in dir, and when
+// the profile has already been started ProbationStarts times without a
+// clean stop (StoppedCleanly) in between, it refuses it (ReasonUnhealthy)
+// and returns the profile before it. refused is the key of a profile
+// refused so ("" none), and why says why.
+func StartConfig(dir string) (text []byte, key string, ok bool, refused, why string, err error) {
+	st, err := readApplied(dir)
+	if err != nil || st.Config == "" {
+		return nil, "", false, "", "", err
+	}
+	if st.Pending {
+		if st.Starts >= ProbationStarts {
+			why = fmt.Sprintf("the agent started it %d times on probation and it stopped without a clean shutdown each time (a crash, a kill or a power loss)", st.Starts)
+			if err := revert(dir, ReasonUnhealthy, why); err != nil {
+				return nil, "", false, "", "", err
+			}
+			text, key, ok, err = LoadConfig(dir)
+			return text, key, ok, st.Config, why, err
+		}
+		st.Starts++
+		if err := writeApplied(dir, st); err != nil {
+			return nil, "", false, "", "", err
+		}
+	}
+	text, key, ok, err = LoadConfig(dir)
+	return text, key, ok, "", "", err
+}
+
+// StoppedCleanly records in dir that the agent stopped the profile it ran
+// cleanly: the starts StartConfig counted for a profile on probation no
+// longer count against it.
+func StoppedCleanly(dir string) error {
+	st, err := readApplied(dir)
+	if err != nil || !st.Pending || st.Starts == 0 {
+		return err
+	}
+	st.Starts = 0
+	return writeApplied(dir, st)
+}
+
 // DropConfig forgets the applied profile because it did not run, for the
 // reason why, and goes back to the profile applied before it (if it was
 // on probation) or the installed one: that config is not applied again
@@ -354,7 +407,7 @@ func revert(dir, reason, why string) error {
 		}
 	}
 	st.Refused, st.Reason, st.Why = st.Config, reason, why
-	st.Config, st.Pending, st.Previous, st.Baseline = prev, false, "", nil
+	st.Config, st.Pending, st.Previous, st.Baseline, st.Starts = prev, false, "", nil, 0
 	if err := writeApplied(dir, st); err != nil {
 		return err
 	}
@@ -1033,7 +1086,7 @@ func (c *Controller) storeConfig(ctx context.Context, key string) error {
 	}
 	// (A profile pushed while another is on probation replaces it: the
 	// previous profile and the baseline stay the last applied one's.)
-	st.Config, st.Refused, st.Reason, st.Why = key, "", "", ""
+	st.Config, st.Refused, st.Reason, st.Why, st.Starts = key, "", "", "", 0
 	st.Pending = key != ""
 	if !st.Pending {
 		st.Previous, st.Baseline = "", nil
@@ -1135,7 +1188,7 @@ func (c *Controller) pass(key string) {
 		return
 	}
 	st := c.st
-	st.Pending, st.Previous, st.Baseline = false, "", nil
+	st.Pending, st.Previous, st.Baseline, st.Starts = false, "", nil, 0
 	err := writeApplied(c.cfg.Dir, st)
 	if err == nil {
 		c.st = st

@@ -81,3 +81,59 @@ func TestDropConfigGoesBack(t *testing.T) {
 		t.Fatalf("after dropping x.2: ok %v err %v", ok, err)
 	}
 }
+
+// TestStartConfigCrashLoop: a profile on probation is started
+// ProbationStarts times; a clean stop in between resets the count; the
+// next start after ProbationStarts starts without one refuses it and
+// returns the profile before it (previous.yaml), not the installed one.
+func TestStartConfigCrashLoop(t *testing.T) {
+	dir := t.TempDir()
+	st := applied{Config: "plant.3", Pending: true, Previous: "plant.2", Baseline: &Baseline{Readings: 5}}
+	if err := writeApplied(dir, st); err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string]string{"profile.yaml": "name: plant\nrevision: 3\n", "previous.yaml": "name: plant\nrevision: 2\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startOK := func(want int) {
+		t.Helper()
+		text, key, ok, refused, _, err := StartConfig(dir)
+		if err != nil || !ok || key != "plant.3" || refused != "" || !strings.Contains(string(text), "revision: 3") {
+			t.Fatalf("start %d: key %q ok %v refused %q text %q err %v", want, key, ok, refused, text, err)
+		}
+		if got, _ := readApplied(dir); got.Starts != want {
+			t.Fatalf("start %d: %d starts stored", want, got.Starts)
+		}
+	}
+	startOK(1)
+	startOK(2)
+	if err := StoppedCleanly(dir); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= ProbationStarts; i++ {
+		startOK(i)
+	}
+	text, key, ok, refused, why, err := StartConfig(dir)
+	if err != nil || !ok || key != "plant.2" || refused != "plant.3" || !strings.Contains(string(text), "revision: 2") {
+		t.Fatalf("start after %d crashes: key %q ok %v refused %q text %q err %v", ProbationStarts, key, ok, refused, text, err)
+	}
+	if !strings.Contains(why, "3 times") {
+		t.Fatalf("why: %q", why)
+	}
+	got, err := readApplied(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Config != "plant.2" || got.Pending || got.Starts != 0 || got.Refused != "plant.3" || got.Reason != ReasonUnhealthy {
+		t.Fatalf("state after the refusal: %+v", got)
+	}
+	// The profile before it is not on probation: its starts are not counted.
+	if _, key, _, refused, _, err := StartConfig(dir); err != nil || key != "plant.2" || refused != "" {
+		t.Fatalf("next start: key %q refused %q err %v", key, refused, err)
+	}
+	if got, _ := readApplied(dir); got.Starts != 0 {
+		t.Fatalf("%d starts counted for an applied profile", got.Starts)
+	}
+}
