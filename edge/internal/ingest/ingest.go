@@ -132,6 +132,10 @@ type Client struct {
 
 	pc   paho.Client       // websocket brokers, or Config.Paho
 	acks chan paho.Message // paho's acknowledgements, sent by acker
+	// pahoMu orders starting a connect loop (pahoReconnect) with Close:
+	// none starts once closing is set.
+	pahoMu  sync.Mutex
+	closing bool
 }
 
 // Start starts the client; it connects (and keeps reconnecting) in the
@@ -224,6 +228,9 @@ func (c *Client) Close() {
 			c.wg.Wait()
 			return
 		}
+		c.pahoMu.Lock()
+		c.closing = true
+		c.pahoMu.Unlock()
 		c.wg.Wait()
 		c.pc.Disconnect(500)
 	})

@@ -47,11 +47,19 @@ var clients = []struct {
 
 func start(t *testing.T, url string, r *recorder, usePaho bool) *Client {
 	t.Helper()
-	c, err := Start(Config{URL: url, ClientID: "outpost-edge-test", QoS: 1, Filters: []string{"sensors/+/+"},
+	return startConfig(t, Config{URL: url, ClientID: "outpost-edge-test", QoS: 1, Filters: []string{"sensors/+/+"},
 		Handler: r.handle, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Paho: usePaho})
+}
+
+// startConfig starts a client with cfg and waits until it is connected and
+// subscribed; it is closed at the end of the test.
+func startConfig(t *testing.T, cfg Config) *Client {
+	t.Helper()
+	c, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(c.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := c.WaitConnected(ctx); err != nil {

@@ -85,17 +85,8 @@ func TestLeanSessionAcrossBrokerRestart(t *testing.T) {
 func TestLeanKeepAlive(t *testing.T) {
 	mq := testenv.StartMosquitto(t)
 	r := &recorder{}
-	c, err := Start(Config{URL: mq.URL(), ClientID: "ka", QoS: 1, Filters: []string{"sensors/+/+"}, Handler: r.handle,
+	c := startConfig(t, Config{URL: mq.URL(), ClientID: "ka", QoS: 1, Filters: []string{"sensors/+/+"}, Handler: r.handle,
 		Logger: quiet(), KeepAlive: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
 	time.Sleep(4 * time.Second)
 	if n := c.Stats().Connects; n != 1 {
 		t.Fatalf("%d connects over 4 idle seconds; the keep-alive should hold the connection", n)

@@ -23,16 +23,19 @@ func (c *Client) startPaho() {
 		SetCleanSession(false).
 		SetAutoAckDisabled(true).
 		SetOrderMatters(true).
-		SetAutoReconnect(true).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(10 * time.Second).
+		// Connects and reconnects are ours (pahoConnect), so that every
+		// failed attempt is logged with why (paho's own retries are
+		// silent: a wss broker with a CA the agent does not trust would
+		// fail without a word).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
 		SetKeepAlive(cfg.KeepAlive).
 		SetConnectTimeout(10 * time.Second).
 		SetOnConnectHandler(c.onConnect).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			c.connected.Store(false)
 			c.log.Warn("mqtt connection lost", "broker", cfg.URL, "err", err)
+			c.pahoReconnect()
 		}).
 		SetDefaultPublishHandler(c.receive)
 	if u, err := url.Parse(cfg.URL); err == nil && (u.Scheme == "tcp" || u.Scheme == "mqtt") {
@@ -54,7 +57,48 @@ func (c *Client) startPaho() {
 	c.pc = paho.NewClient(o)
 	c.wg.Add(1)
 	go c.acker()
-	c.pc.Connect() // with ConnectRetry the token completes only on success; onConnect reports it
+	c.pahoReconnect()
+}
+
+// pahoReconnect starts a connect loop (pahoConnect), unless the client is
+// closing.
+func (c *Client) pahoReconnect() {
+	c.pahoMu.Lock()
+	defer c.pahoMu.Unlock()
+	if c.closing {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.pahoConnect()
+	}()
+}
+
+// pahoConnect connects paho, retrying with backoff (1 s doubling to 10 s)
+// and logging why each attempt failed, until it is connected (onConnect
+// subscribes) or the client is closed.
+func (c *Client) pahoConnect() {
+	backoff := time.Second
+	for {
+		tok := c.pc.Connect()
+		select {
+		case <-tok.Done():
+		case <-c.stop:
+			return
+		}
+		err := tok.Error()
+		if err == nil {
+			return
+		}
+		c.log.Warn("mqtt connect failed", "broker", c.cfg.URL, "err", err, "retry_in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-c.stop:
+			return
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
 }
 
 func (c *Client) onConnect(pc paho.Client) {

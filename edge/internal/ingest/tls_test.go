@@ -66,30 +66,13 @@ func TestTLSClientCertificate(t *testing.T) {
 		"cafile "+pki.CAFile, "certfile "+pki.ServerCert, "keyfile "+pki.ServerKey,
 		"require_certificate true")
 	url := fmt.Sprintf("mqtts://127.0.0.1:%d", port)
-	load := func(t *testing.T, m *profile.MQTTTLS) *tls.Config {
-		t.Helper()
-		cfg, err := m.Load("127.0.0.1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cfg
-	}
 	good := &profile.MQTTTLS{CAFile: pki.CAFile, CertFile: pki.ClientCert, KeyFile: pki.ClientKey}
 
 	for _, cl := range clients {
 		t.Run("good/"+cl.name, func(t *testing.T) {
 			r := &recorder{}
-			c, err := Start(Config{URL: url, ClientID: "tls-good-" + cl.name, QoS: 1, Filters: []string{"sensors/+/+"},
-				Handler: r.handle, Logger: quiet(), TLS: load(t, good), KeepAlive: 5 * time.Second, Paho: cl.paho})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			if err := c.WaitConnected(ctx); err != nil {
-				t.Fatal(err)
-			}
+			startConfig(t, Config{URL: url, ClientID: "tls-good-" + cl.name, QoS: 1, Filters: []string{"sensors/+/+"},
+				Handler: r.handle, Logger: quiet(), TLS: loadTLS(t, good), KeepAlive: 5 * time.Second, Paho: cl.paho})
 			publish(t, mq.URL(), "mutual tls "+cl.name) // on the plain listener
 			waitFor(t, "the reading over mutual TLS", func() bool { return r.has("mutual tls " + cl.name) })
 		})
@@ -104,23 +87,38 @@ func TestTLSClientCertificate(t *testing.T) {
 		{"another CA", &profile.MQTTTLS{CAFile: other.CAFile, CertFile: pki.ClientCert, KeyFile: pki.ClientKey}, "unknown authority"},
 		{"client certificate of another CA", &profile.MQTTTLS{CAFile: pki.CAFile, CertFile: other.ClientCert, KeyFile: other.ClientKey}, "unknown certificate authority"},
 	} {
-		t.Run(bad.name, func(t *testing.T) {
-			logs := &logRecorder{}
-			r := &recorder{}
-			c, err := Start(Config{URL: url, ClientID: "tls-bad", QoS: 1, Filters: []string{"sensors/+/+"},
-				Handler: r.handle, Logger: slog.New(logs), TLS: load(t, bad.tls)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			// Two failed attempts: it failed, said why, and tried again.
-			waitFor(t, "two failed connects", func() bool {
-				return len(logs.matching("mqtt connect failed", bad.want)) >= 2
-			})
-			if c.Connected() || c.Stats().Connects != 0 {
-				t.Fatalf("connected (%d connects) without valid credentials", c.Stats().Connects)
-			}
-			t.Logf("logged: %s", logs.matching("mqtt connect failed", bad.want)[0])
-		})
+		t.Run(bad.name, func(t *testing.T) { connectFails(t, url, loadTLS(t, bad.tls), bad.want) })
 	}
+}
+
+// loadTLS is the client TLS configuration of m for a broker at 127.0.0.1.
+func loadTLS(t *testing.T, m *profile.MQTTTLS) *tls.Config {
+	t.Helper()
+	cfg, err := m.Load("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// connectFails checks that a client of url with tlsCfg does not connect,
+// that it logs "mqtt connect failed" with want in the error twice (it
+// failed, said why, and tried again).
+func connectFails(t *testing.T, url string, tlsCfg *tls.Config, want string) {
+	t.Helper()
+	logs := &logRecorder{}
+	r := &recorder{}
+	c, err := Start(Config{URL: url, ClientID: "tls-bad", QoS: 1, Filters: []string{"sensors/+/+"},
+		Handler: r.handle, Logger: slog.New(logs), TLS: tlsCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitFor(t, "two failed connects", func() bool {
+		return len(logs.matching("mqtt connect failed", want)) >= 2
+	})
+	if c.Connected() || c.Stats().Connects != 0 {
+		t.Fatalf("connected (%d connects) without valid credentials", c.Stats().Connects)
+	}
+	t.Logf("logged: %s", logs.matching("mqtt connect failed", want)[0])
 }
