@@ -149,6 +149,14 @@ type Config struct {
 	// score judged against Low and High is then the likelihood score, in
 	// [0, 1] (0.5: a tail probability of 1e-5).
 	Likelihood LikelihoodConfig
+	// ScoreHigh, when > 0, is the scorer's score (with Likelihood, its
+	// likelihood score) that counts as High, as a channel's High does: the
+	// score is scaled by High / ScoreHigh before the channels and the range
+	// rule raise it. Above the largest score the scorer reaches (1 with the
+	// likelihood stage) the scorer alone raises no anomaly, and above
+	// High / Low times that, not even an uncertain reading; the channels
+	// and the range rule still do. 0 means High (no scaling).
+	ScoreHigh float64
 	// RangeMargin, when > 0, makes a reading outside the range of the
 	// stream's readings so far, widened on each side by RangeMargin times
 	// the range's width, an anomaly: its score is raised to High. (A
@@ -184,8 +192,9 @@ type Judgement struct {
 	// Level is the reading's level by its score alone.
 	Level Level
 	// Score is the score judged (0 during warm-up): the scorer's, or with
-	// Config.Likelihood the likelihood score; raised to High for a reading
-	// out of range (Config.RangeMargin).
+	// Config.Likelihood the likelihood score, scaled by High / ScoreHigh
+	// (Config.ScoreHigh); raised by the channels, and to High for a
+	// reading out of range (Config.RangeMargin).
 	Score float64
 	// Raw is the scorer's own score (0 during the scorer's warm-up).
 	Raw float64
@@ -383,6 +392,9 @@ func newDetector(cfg Config) (*Detector, error) {
 	if cfg.Seasonal.Average > 0 && cfg.Likelihood.Window == 0 {
 		return nil, fmt.Errorf("detect: the seasonal channel needs the likelihood stage")
 	}
+	if cfg.ScoreHigh < 0 || math.IsNaN(cfg.ScoreHigh) || math.IsInf(cfg.ScoreHigh, 0) {
+		return nil, fmt.Errorf("detect: score high %g is negative or not finite", cfg.ScoreHigh)
+	}
 	if cfg.RangeMargin < 0 || math.IsNaN(cfg.RangeMargin) || cfg.RangeWarmup < 0 {
 		return nil, fmt.Errorf("detect: negative range margin %g or range warm-up %d", cfg.RangeMargin, cfg.RangeWarmup)
 	}
@@ -578,6 +590,9 @@ func (d *Detector) Judge(ts time.Time, v float64) Judgement {
 		}
 		if !j.Warm {
 			j.Score = 0
+		}
+		if d.cfg.ScoreHigh > 0 {
+			j.Score *= d.cfg.High / d.cfg.ScoreHigh
 		}
 		if d.sinceAnomaly >= 0 && d.sinceAnomaly < math.MaxInt32 {
 			d.sinceAnomaly++

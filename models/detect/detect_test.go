@@ -164,3 +164,53 @@ func meanStdOf(xs []float64) (float64, float64) {
 	}
 	return m, math.Sqrt(ss / float64(len(xs)))
 }
+
+// TestScoreHigh: Config.ScoreHigh scales the scorer's own score by
+// High / ScoreHigh (a 10-sigma spike that is an anomaly at the default is
+// uncertain with ScoreHigh twice High, and normal far above), while the
+// range rule still makes a reading out of range an anomaly; a negative or
+// NaN ScoreHigh is refused.
+func TestScoreHigh(t *testing.T) {
+	run := func(cfg Config) Judgement {
+		rng := rand.New(rand.NewSource(7))
+		d := newDet(t, cfg)
+		t0 := time.Unix(1700000000, 0)
+		var vals []float64
+		for i := 0; i < 400; i++ {
+			v := smooth(i, rng)
+			vals = append(vals, v)
+			d.Judge(t0.Add(time.Duration(i)*time.Second), v)
+		}
+		_, std := meanStdOf(vals[len(vals)-120:])
+		return d.Judge(t0.Add(400*time.Second), smooth(400, rng)+10*std)
+	}
+	plain := run(stock)
+	if plain.Level != Anomaly || !plain.Emit {
+		t.Fatalf("spike at the default: %+v", plain)
+	}
+	half := stock
+	half.ScoreHigh = 2 * stock.High
+	j := run(half)
+	if math.Abs(j.Score-plain.Score/2) > 1e-12 || j.Raw != plain.Raw {
+		t.Fatalf("score %v raw %v with ScoreHigh %v, want %v and %v", j.Score, j.Raw, half.ScoreHigh, plain.Score/2, plain.Raw)
+	}
+	if want := Uncertain; j.Score < stock.Low || j.Score >= stock.High || j.Level != want || !j.Emit {
+		t.Fatalf("spike with ScoreHigh %v: %+v, want an uncertain event", half.ScoreHigh, j)
+	}
+	off := stock
+	off.ScoreHigh = 1e6
+	if j := run(off); j.Level != Normal || j.Emit {
+		t.Fatalf("spike with ScoreHigh %v: %+v, want normal", off.ScoreHigh, j)
+	}
+	off.RangeMargin = 0.1
+	if j := run(off); j.Level != Anomaly || !j.OutOfRange || j.Score != off.High {
+		t.Fatalf("out-of-range spike with ScoreHigh %v: %+v, want the range rule's anomaly", off.ScoreHigh, j)
+	}
+	for _, bad := range []float64{-1, math.NaN(), math.Inf(1)} {
+		c := stock
+		c.ScoreHigh = bad
+		if _, err := New(c); err == nil {
+			t.Fatalf("ScoreHigh %v accepted", bad)
+		}
+	}
+}

@@ -59,6 +59,10 @@ type ModelConfig struct {
 	Volatility detect.VolatilityConfig `json:"volatility"`
 	// Seasonal is detect.Config's seasonal channel (zero: off).
 	Seasonal detect.SeasonalConfig `json:"seasonal"`
+	// ScoreHigh is detect.Config's: the model's own (likelihood) score
+	// that counts as High (zero: High; negative: High, overriding a tuned
+	// value).
+	ScoreHigh float64 `json:"score_high,omitempty"`
 	// Low and High, when set, replace the manifest's thresholds (with the
 	// likelihood stage they are likelihood scores).
 	Low  float64 `json:"low,omitempty"`
@@ -120,7 +124,7 @@ func NewModelDetector(m *manifest.Manifest, model *tflite.Model, cfg ModelConfig
 			s = modelscore.NewResidual(r)
 		}
 		det, err := detect.NewWithScorer(detect.Config{Window: max(cfg.Forward, 2), Low: low, High: high,
-			CooldownReadings: cfg.Cooldown, Likelihood: cfg.Likelihood, RangeMargin: cfg.RangeMargin, Novelty: cfg.Novelty, Volatility: cfg.Volatility, Seasonal: cfg.Seasonal}, s)
+			CooldownReadings: cfg.Cooldown, Likelihood: cfg.Likelihood, ScoreHigh: max(cfg.ScoreHigh, 0), RangeMargin: cfg.RangeMargin, Novelty: cfg.Novelty, Volatility: cfg.Volatility, Seasonal: cfg.Seasonal}, s)
 		if err != nil {
 			return nil, fmt.Errorf("model detector: %w", err)
 		}
@@ -203,8 +207,8 @@ type StockOptions struct {
 // TunedEdge and TunedCloud are the detector settings `make eval` runs the
 // stock models with (StockOptions.Plain false): the model's |residual| as
 // the raw score, judged by the anomaly likelihood of its 10-reading
-// average against the last 1000 averages (deviation floored at 3% of
-// their mean, or 0.0009 if more); the novelty channel (12 bins,
+// average against the last 1000 averages (deviation floored at 5% of
+// their mean, or 0.0025 if more); the novelty channel (12 bins,
 // contexts of 3 readings) with the same likelihood, silent for the 150
 // readings after an anomalous one (its echoes: an anomaly that widens the
 // range moves every bin); the volatility channel (|step| between readings,
@@ -215,17 +219,17 @@ type StockOptions struct {
 // during the hold-off); a
 // reading out of the stream's range (widened by 0.5% of its width each
 // side) an anomaly. A
-// likelihood score of 1 is a tail probability of 1e-10 or less: both
-// channels must reach it (High 1); an incident is over after 30 readings
-// below Low. The edge's uncertain band is narrow (Low 0.99: the second
+// likelihood score of 1 is a tail probability of 1e-10 or less: the
+// model's and the novelty channel's scores must reach it (High 1); an
+// incident is over after 30 readings below Low. The edge's uncertain band is narrow (Low 0.99: the second
 // stage confirms almost nothing yet, and uncertain events carry 96 values)
 // and its anomaly events carry their last 16 values, so that it uplinks
 // less than 1% of the raw bytes.
 var (
-	TunedEdge = ModelConfig{Cooldown: 30, Residual: true, Likelihood: detect.LikelihoodConfig{Window: 1000, Average: 10, Floor: 0.03},
+	TunedEdge = ModelConfig{Cooldown: 30, Residual: true, Likelihood: detect.LikelihoodConfig{Window: 1000, Average: 10, Floor: 0.05},
 		RangeMargin: 0.005, Novelty: detect.NoveltyConfig{Bins: 12, Length: 3, High: 1, Holdoff: 150}, Volatility: detect.VolatilityConfig{Average: 100, High: 0.5},
 		Seasonal: detect.SeasonalConfig{Average: 50}, Low: 0.99, High: 1, AnomalyForward: 16}
-	TunedCloud = ModelConfig{Cooldown: 30, Residual: true, Likelihood: detect.LikelihoodConfig{Window: 1000, Average: 10, Floor: 0.03},
+	TunedCloud = ModelConfig{Cooldown: 30, Residual: true, Likelihood: detect.LikelihoodConfig{Window: 1000, Average: 10, Floor: 0.05},
 		RangeMargin: 0.005, Novelty: detect.NoveltyConfig{Bins: 12, Length: 3, High: 1, Holdoff: 150}, Volatility: detect.VolatilityConfig{Average: 100, High: 0.5},
 		Seasonal: detect.SeasonalConfig{Average: 50}, Low: 0.9, High: 1}
 )
@@ -268,6 +272,9 @@ func (c ModelConfig) tuned(t ModelConfig) ModelConfig {
 	}
 	if se.Average < 0 { // off
 		*se = detect.SeasonalConfig{}
+	}
+	if c.ScoreHigh == 0 {
+		c.ScoreHigh = t.ScoreHigh
 	}
 	if c.Low == 0 {
 		c.Low = t.Low
@@ -382,6 +389,9 @@ func (c ModelConfig) describe(m *manifest.Manifest) string {
 	s := fmt.Sprintf("anomaly likelihood of the %d-reading mean of %s against the last %d means, low %.4g, high %.4g", max(l.Average, 1), raw, l.Window, low, high)
 	if l.Average == 0 {
 		s = fmt.Sprintf("anomaly likelihood of the %d-reading mean of %s against the last %d means, low %.4g, high %.4g", detect.DefaultLikelihoodAverage, raw, l.Window, low, high)
+	}
+	if c.ScoreHigh > 0 {
+		s += fmt.Sprintf(", its likelihood score %.3g counting as high", c.ScoreHigh)
 	}
 	if c.Novelty.Bins > 0 {
 		s += fmt.Sprintf("; novelty channel: contexts of %d readings in %d bins of the stream's range, its likelihood score %.3g counting as high", max(c.Novelty.Length, detect.DefaultNoveltyLength), c.Novelty.Bins, firstSet(c.Novelty.High, high))

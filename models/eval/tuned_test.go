@@ -38,13 +38,13 @@ func TestTunedMatchesAgentDetector(t *testing.T) {
 			t.Fatal(err)
 		}
 		d, err := detect.NewWithScorer(detect.Config{Window: 96, Low: 0.99, High: 1, CooldownReadings: 30,
-			Likelihood: detect.LikelihoodConfig{Window: 1000, Average: 10, Floor: 0.03}, RangeMargin: 0.005,
+			Likelihood: detect.LikelihoodConfig{Window: 1000, Average: 10, Floor: 0.05}, RangeMargin: 0.005,
 			Novelty: detect.NoveltyConfig{Bins: 12, Length: 3, High: 1, Holdoff: 150}, Volatility: detect.VolatilityConfig{Average: 100, High: 0.5},
 			Seasonal: detect.SeasonalConfig{Average: 50}}, modelscore.NewResidual(r))
 		if err != nil {
 			t.Fatal(err)
 		}
-		var anomalies, outside, novel int
+		var anomalies, outside, novel, residual int
 		for i, ts := range s.Times {
 			v := s.Values[i][0]
 			want := ref.Judge(ts, []float64{v})
@@ -61,13 +61,15 @@ func TestTunedMatchesAgentDetector(t *testing.T) {
 					outside++
 				} else if got.Novelty >= 1 {
 					novel++
+				} else if got.Novelty < 1 && got.Volatility < TunedEdge.Volatility.High && got.Seasonal < 1 {
+					residual++
 				}
 			}
 		}
 		if anomalies == 0 || outside == anomalies {
 			t.Fatalf("%s: %d anomalies, %d out of range: the likelihood stages raised none", file, anomalies, outside)
 		}
-		t.Logf("%s: %d anomaly events: %d out of range, %d novel, %d by the model's residual", file, anomalies, outside, novel, anomalies-outside-novel)
+		t.Logf("%s: %d anomaly events: %d out of range, %d novel, %d by the model's residual, %d by the volatility or seasonal channel", file, anomalies, outside, novel, residual, anomalies-outside-novel-residual)
 	}
 }
 
@@ -91,7 +93,7 @@ func TestTunedDefaults(t *testing.T) {
 		t.Fatalf("plain thresholds %v %v, manifest %v %v", d.EdgeLow, d.EdgeHigh, m.Low, m.High)
 	}
 	c := ModelConfig{Cooldown: 7, Likelihood: detect.LikelihoodConfig{Window: 300}}.tuned(TunedEdge)
-	if c.Cooldown != 7 || c.Likelihood.Window != 300 || !c.Residual || c.RangeMargin != TunedEdge.RangeMargin || c.High != TunedEdge.High {
+	if c.Cooldown != 7 || c.Likelihood.Window != 300 || !c.Residual || c.RangeMargin != TunedEdge.RangeMargin || c.High != TunedEdge.High || c.ScoreHigh != TunedEdge.ScoreHigh {
 		t.Fatalf("tuned %+v", c)
 	}
 }

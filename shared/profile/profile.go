@@ -301,6 +301,13 @@ type Stream struct {
 	// 0..1 (1: a tail probability of 1e-10 or less), so low and high are
 	// then probabilities like 0.99 and 1. Default: off (window 0).
 	Likelihood Likelihood `yaml:"likelihood"`
+	// ScoreHigh is the model's own score (with the likelihood stage, its
+	// likelihood score) that counts as high, as a channel's high does: the
+	// score is scaled by high / score_high before the channels and the
+	// range rule raise it. Above 1 with the likelihood stage (which
+	// saturates at 1), the model's score alone raises no anomaly. Default 0:
+	// high itself.
+	ScoreHigh float64 `yaml:"score_high"`
 	// Novelty adds the novelty channel (it needs the likelihood stage):
 	// readings are binned over the stream's range so far and a sequence of
 	// Length bins the stream has never shown scores high. Default: off.

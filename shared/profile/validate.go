@@ -262,6 +262,9 @@ func (v *validator) checkStreamStages(path string, s Stream) {
 			v.add(path+".seasonal", "needs the likelihood stage (likelihood.window > 0)")
 		}
 	}
+	if s.ScoreHigh < 0 || math.IsNaN(s.ScoreHigh) || math.IsInf(s.ScoreHigh, 0) {
+		v.add(path+".score_high", "must be >= 0 and finite (0: high), got %g", s.ScoreHigh)
+	}
 	if s.RangeMargin < 0 || math.IsNaN(s.RangeMargin) {
 		v.add(path+".range_margin", "must be >= 0, got %g", s.RangeMargin)
 	}

@@ -301,6 +301,7 @@ func detectConfig(s profile.Stream) detect.Config {
 		Span: s.WindowSpan, Reorder: s.Reorder, Interval: s.Interval, GapIntervals: s.GapFactor, MaxFill: s.MaxFill,
 		HalfLife: s.HalfLife, NormMean: s.NormMean, NormScale: s.NormScale,
 		Likelihood:  detect.LikelihoodConfig{Window: s.Likelihood.Window, Average: s.Likelihood.Average, Floor: s.Likelihood.Floor},
+		ScoreHigh:   s.ScoreHigh,
 		Novelty:     detect.NoveltyConfig{Bins: s.Novelty.Bins, Length: s.Novelty.Length, High: s.Novelty.High, Holdoff: s.Novelty.Holdoff},
 		Volatility:  detect.VolatilityConfig{Average: s.Volatility.Average, High: s.Volatility.High},
 		Seasonal:    detect.SeasonalConfig{Average: s.Seasonal.Average, High: s.Seasonal.High, Period: s.Seasonal.Period},

@@ -23,7 +23,7 @@ func TestTunedProfileIsTheEvaluated(t *testing.T) {
 	want := eval.TunedEdge
 	if s.Scorer != profile.ScorerModel || s.Model != "ae-edge" || (s.Score == profile.ScoreResidual) != want.Residual ||
 		c.Likelihood != want.Likelihood || c.Novelty != want.Novelty || c.Volatility != want.Volatility || c.Seasonal.Average != want.Seasonal.Average || c.Seasonal.High != want.Seasonal.High || c.RangeMargin != want.RangeMargin ||
-		c.Low != want.Low || c.High != want.High || c.CooldownReadings != want.Cooldown || s.AnomalyWindow != want.AnomalyForward {
+		c.ScoreHigh != want.ScoreHigh || c.Low != want.Low || c.High != want.High || c.CooldownReadings != want.Cooldown || s.AnomalyWindow != want.AnomalyForward {
 		t.Fatalf("profile stream %+v\ndetect config %+v\nevaluated %+v", s, c, want)
 	}
 	// The agent builds its detectors from it.

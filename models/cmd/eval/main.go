@@ -100,6 +100,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.stock.CloudConfig.Novelty.Holdoff, "cloud-novelty-holdoff", 0, "stock cloud: as --novelty-holdoff")
 	fs.IntVar(&o.stock.CloudConfig.Novelty.Bins, "cloud-novelty-bins", 0, "stock cloud: as --novelty-bins")
 	fs.Float64Var(&o.stock.CloudConfig.Novelty.High, "cloud-novelty-high", 0, "stock cloud: as --novelty-high")
+	fs.Float64Var(&o.stock.EdgeConfig.ScoreHigh, "score-high", 0, "stock edge: the model's likelihood score that counts as high (default as tuned; -1: high itself)")
+	fs.Float64Var(&o.stock.CloudConfig.ScoreHigh, "cloud-score-high", 0, "stock cloud: as --score-high")
 	fs.IntVar(&o.stock.EdgeConfig.Volatility.Average, "volatility-average", 0, "stock edge: steps averaged by the volatility channel (default as tuned; -1: off)")
 	fs.Float64Var(&o.stock.EdgeConfig.Volatility.High, "volatility-high", 0, "stock edge: the volatility channel's likelihood score that counts as high (default as tuned)")
 	fs.IntVar(&o.stock.CloudConfig.Volatility.Average, "cloud-volatility-average", 0, "stock cloud: as --volatility-average")
