@@ -54,6 +54,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.Float64Var(&cfg.Rate, "rate", 0, "cap on total messages per second `N` across devices; 0 = none")
 	fs.StringVar(&timeMode, "time", sim.TimeNow, "reading timestamps: original (the file's, repeated on every loop) or now (each series shifted to start now and\nadvancing at data pace: with --speedup above 1 they run ahead of the wall clock; never backwards)")
 	fs.StringVar(&spikeEvery, "spike-every", "", "inject a spike into each device's series every `N` readings, or every DURATION of wall time (e.g. 30s); 0 = never")
+	fs.BoolVar(&cfg.SpikeStagger, "spike-stagger", false, "give each device its own spike phase (a fixed pseudo-random offset within --spike-every) instead of all devices spiking at the same reading")
 	fs.Float64Var(&cfg.SpikeSigma, "spike-sigma", sim.DefaultSpikeSigma, "spike value = mean + `S` x stddev of the recent readings of that series")
 	fs.IntVar(&cfg.SpikeWindow, "spike-window", sim.DefaultSpikeWindow, "recent readings the spike statistics use")
 	fs.IntVar(&qos, "qos", 1, "MQTT QoS, 0 or 1")

@@ -758,11 +758,13 @@ func (a *Agent) handle(m ingest.Message) {
 						a.uncertain.Add(1)
 					}
 					a.met.Events.WithLabelValues(string(ev.Kind)).Inc()
-					a.log.Info("event committed", "seq", seq, "kind", ev.Kind, "stream", ev.Stream, "score", ev.Score, "ts", ev.TS)
+					// Debug: Done runs on the outbox's writer goroutine, and
+					// a log write per event delayed the commits behind it.
+					a.log.Debug("event committed", "seq", seq, "kind", ev.Kind, "stream", ev.Stream, "score", ev.Score, "ts", ev.TS)
 				case errors.Is(err, outbox.ErrDuplicate):
 					// Redelivered by the broker after a crash: the event is
 					// already stored (or was sent); acknowledge.
-					a.log.Info("event already committed", "seq", seq, "kind", ev.Kind, "stream", ev.Stream, "ts", ev.TS)
+					a.log.Debug("event already committed", "seq", seq, "kind", ev.Kind, "stream", ev.Stream, "ts", ev.TS)
 				case errors.Is(err, outbox.ErrFull):
 					a.drops.Add(1)
 					a.met.Drops.Inc()

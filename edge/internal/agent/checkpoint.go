@@ -215,7 +215,10 @@ func (a *Agent) saveCheckpointLocked() {
 	a.appendVideoState(entries)
 	acks := a.cpAck
 	a.cpAck = nil
-	a.box.Append(outbox.Request{Checkpoint: entries, Done: func(_ uint64, err error) {
+	// A checkpoint no message waits for may wait for a quiet moment of the
+	// disk (outbox.Request.Lazy): its 2 KB or so per stream then does not
+	// sit in front of the events' log writes.
+	a.box.Append(outbox.Request{Checkpoint: entries, Lazy: len(acks) == 0, Done: func(_ uint64, err error) {
 		if err != nil {
 			// Not acknowledged: the broker redelivers the messages.
 			a.log.Error("checkpoint not committed", "err", err)

@@ -33,8 +33,12 @@ func TestDeleteLater(t *testing.T) {
 	if st := o.Stats(); st.Depth != 10 || st.ByKind[KindEvent].Delivered != 0 {
 		t.Fatalf("stats before any commit: %+v", st.ByKind[KindEvent])
 	}
-	// The next append's commit carries them.
+	// The next append's commit carries them: with the log, the applier's
+	// transaction behind it, which Flush waits for.
 	if _, err := o.AppendWait(KindSummary, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	if st := o.Stats(); st.Depth != 8 || st.ByKind[KindEvent].Delivered != 3 {

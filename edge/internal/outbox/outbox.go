@@ -3,11 +3,21 @@
 // number, kept in a bbolt file until the uplink's publish is acknowledged.
 //
 // Group commit. Appends go to one writer goroutine, which takes everything
-// queued (up to Options.MaxBatch records) and commits it in one bbolt
-// transaction, then calls each record's Done. The MQTT message a record came
-// from is acknowledged from Done, after the commit, so a record whose Done
-// reported success survives kill -9 and power loss (bbolt fsyncs each
-// commit).
+// queued (up to Options.MaxBatch records), gives the records their seqs,
+// writes them as one record of the write-ahead log (wal.go: one write,
+// one fdatasync) and then calls each record's Done. The MQTT message a
+// record came from is acknowledged from Done, after that sync, so a record
+// whose Done reported success survives kill -9 and power loss. Another
+// goroutine, the applier (apply.go), then commits the logged records, with
+// the checkpoints and deletions behind them, in the bbolt file (where a
+// commit writes every page it touched, syncs, writes the meta page and
+// syncs again), at a quiet moment of the log (Options.ApplyQuiet, at most
+// ApplyDelay later); the log's space is reused once the file has them, and
+// Open replays into the file what the log holds beyond it. Pending and
+// Stats include logged records at once. A batch the drop policy has to
+// make room for, or one too big for the log, is committed in the bbolt
+// file directly once the applier has caught up (Options.NoWAL: every
+// batch, as before the log).
 //
 // Deletions. The uplink deletes acknowledged records with DeleteLater: the
 // deletions ride on the next commit the writer makes anyway instead of a
@@ -51,7 +61,8 @@
 //
 // Checkpoints. A request may instead carry Checkpoint entries, stored in the
 // same commit order as records: a checkpoint appended after a record is
-// never committed before it.
+// never committed before it. Its Done is called once the bbolt file holds
+// it.
 //
 // Incarnation. A new outbox file gets a random incarnation id (Incarnation)
 // and starts its sequence numbers at the wall clock in microseconds
@@ -71,6 +82,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -170,10 +182,25 @@ type Options struct {
 	// a commit that happens anyway (appends, checkpoints) before the writer
 	// commits them on their own. Default 500ms.
 	DeleteDelay time.Duration
-	// OnCommit, if set, is called on the writer goroutine after every
-	// transaction the writer commits (or fails to), before the requests'
-	// Done: what it held and where its time went. It must not block.
+	// OnCommit, if set, is called after every commit (or failed one),
+	// before the requests' Done: what it held and where its time went. It
+	// must not block. Commits of the log are reported on the writer
+	// goroutine, the transactions that apply them to the bbolt file
+	// (CommitInfo.Apply) on the applier's.
 	OnCommit func(CommitInfo)
+	// NoWAL commits every batch in the bbolt file before its Done, as
+	// before the write-ahead log (wal.go): every page the transaction
+	// touched written, fdatasync, the meta page, fdatasync. For
+	// comparisons.
+	NoWAL bool
+	// ApplyQuiet, ApplyEvery and ApplyDelay pace the applier, which moves
+	// what the write-ahead log holds (and checkpoints) into the bbolt file:
+	// it gathers for ApplyEvery, then waits until no log write has ended
+	// for ApplyQuiet, so that its page writes and fdatasyncs do not sit in
+	// the device's queue in front of the log's during a burst of events,
+	// but lets nothing wait more than ApplyDelay. Flushes and requests
+	// that are not Lazy do not wait. Defaults 5ms, 100ms and 250ms.
+	ApplyQuiet, ApplyEvery, ApplyDelay time.Duration
 }
 
 // CommitInfo describes one transaction of the writer, for
@@ -198,6 +225,12 @@ type CommitInfo struct {
 	Writes int
 	// Err is the commit's error, if it failed.
 	Err error
+	// Apply marks a transaction of the applier: records already in the
+	// write-ahead log (their Done called), checkpoints and deletions moved
+	// into the bbolt file, on no append's path. Otherwise the commit is the
+	// one appends wait for: with the log, Build is the time before the log
+	// write, Commit the log's write and fdatasync, Writes 1.
+	Apply bool
 }
 
 func (o Options) withDefaults() Options {
@@ -215,6 +248,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DeleteDelay <= 0 {
 		o.DeleteDelay = 500 * time.Millisecond
+	}
+	if o.ApplyQuiet <= 0 {
+		o.ApplyQuiet = 5 * time.Millisecond
+	}
+	if o.ApplyDelay <= 0 {
+		o.ApplyDelay = 250 * time.Millisecond
+	}
+	if o.ApplyEvery <= 0 {
+		o.ApplyEvery = 100 * time.Millisecond
 	}
 	return o
 }
@@ -239,6 +281,10 @@ type Request struct {
 	// Checkpoint entries are stored (nil value: deleted) in the transaction
 	// that commits this request, in append order.
 	Checkpoint map[string][]byte
+	// Lazy lets a request without a record (checkpoint entries) wait for
+	// a quiet moment of the disk (Options.ApplyQuiet, at most ApplyDelay)
+	// before its commit: for checkpoints nothing waits for.
+	Lazy bool
 	// Done, if set, is called on the writer goroutine once the record is
 	// committed (err nil), recognised as a duplicate (ErrDuplicate, with the
 	// stored record's seq) or refused (ErrFull, ErrClosed, a Build or storage
@@ -260,6 +306,8 @@ type KindStats struct {
 	// Refused counts records refused by the drop policy (never stored).
 	Refused uint64
 	// Duplicates counts appends recognised by their key (never stored).
+	// With the write-ahead log it is stored with the applier's next
+	// commit: a crash before that loses the few counted since.
 	Duplicates uint64
 	// Depth and Bytes are the records of this kind held now.
 	Depth, Bytes uint64
@@ -303,7 +351,55 @@ type Outbox struct {
 	deleting map[uint64]struct{}
 	kick     chan struct{}
 
+	// The write-ahead log (wal.go); nil with Options.NoWAL. The writer
+	// logs records and hands them, with the checkpoints and flushes behind
+	// them, to the applier (applyQ), which commits them in the bbolt file.
+	// bkinds are the counts the bbolt file holds (mu); applied is the last
+	// seq it holds; logKeys are the keys of logged records not yet applied
+	// (the writer's), by seq.
+	wal        *wal
+	applyMu    sync.Mutex
+	applyQ     []applyItem
+	applyAt    time.Time    // when the oldest item of applyQ was queued
+	urgent     bool         // applyQ holds an item that must not wait
+	lastLog    atomic.Int64 // unix ns at the end of the last log write
+	applyKick  chan struct{}
+	applyDone  chan struct{}
+	bkinds     [numKinds]KindStats
+	applied    atomic.Uint64
+	logKeys    map[string]uint64
+	keysPruned uint64 // applied when logKeys was last pruned (the writer's)
+	// logged are the logged records not yet in the bbolt file, in seq
+	// order (mu): Pending returns them after the file's.
+	logged []walEntry
+
 	incarnation string
+}
+
+// applyItem is what the writer hands the applier: the entries of one log
+// record, the duplicates found beside them, and the requests without a
+// record (checkpoints, flushes) behind them, whose Done is called after
+// the applier's commit. stop ends the applier after its commit.
+type applyItem struct {
+	ents []walEntry
+	dups [numKinds]uint64
+	reqs []Request
+	stop bool
+}
+
+// urgent reports whether the item must be applied without waiting for a
+// quiet disk: it stops the applier, or holds a flush or a request that is
+// not Lazy.
+func (it *applyItem) urgent() bool {
+	if it.stop {
+		return true
+	}
+	for _, r := range it.reqs {
+		if !r.Lazy {
+			return true
+		}
+	}
+	return false
 }
 
 // Open opens (creating if needed) the outbox file at path.
@@ -356,8 +452,102 @@ func Open(path string, opts Options) (*Outbox, error) {
 		db.Close()
 		return nil, fmt.Errorf("outbox: open %s: %w", path, err)
 	}
+	o.bkinds = o.kinds
+	o.applied.Store(o.lastSeq)
+	if !opts.NoWAL {
+		if err := o.openLog(path + ".wal"); err != nil {
+			db.Close()
+			return nil, err
+		}
+		o.applyKick, o.applyDone, o.logKeys = make(chan struct{}, 1), make(chan struct{}), map[string]uint64{}
+		go o.applier()
+	}
 	go o.writer()
 	return o, nil
+}
+
+// openLog opens the write-ahead log and replays into the bbolt file the
+// records it holds beyond the file's last seq (wal.go).
+func (o *Outbox) openLog(path string) error {
+	w, err := openWAL(path, o.opts.NoSync)
+	if err != nil {
+		return err
+	}
+	var ents []walEntry
+	_, err = walScan(w.f, w.size, func(_ int64, es []walEntry) error {
+		for _, e := range es {
+			if e.seq > o.lastSeq {
+				ents = append(ents, e)
+			}
+		}
+		return nil
+	})
+	if err == nil && len(ents) > 0 {
+		err = o.db.Update(func(tx *bolt.Tx) error {
+			st := txState{lastSeq: o.lastSeq, kinds: o.kinds}
+			if err := putEntries(tx, &st, ents); err != nil {
+				return err
+			}
+			if err := o.pruneKeys(tx.Bucket(bucketKeys), tx.Bucket(bucketKeySeqs), st.lastSeq); err != nil {
+				return err
+			}
+			mb := tx.Bucket(bucketMeta)
+			if err := mb.Put(keySeq, u64(st.lastSeq)); err != nil {
+				return err
+			}
+			if err := mb.Put(keyCounts, encodeCounts(st.kinds)); err != nil {
+				return err
+			}
+			o.lastSeq, o.kinds, o.bkinds = st.lastSeq, st.kinds, st.kinds
+			return nil
+		})
+		o.applied.Store(o.lastSeq)
+	}
+	if err == nil {
+		err = w.remake(path)
+	}
+	if err != nil {
+		w.close()
+		return fmt.Errorf("outbox: replay log %s: %w", path, err)
+	}
+	o.wal = w
+	return nil
+}
+
+// putEntries stores logged entries in tx, skipping those at or below
+// st.lastSeq (stored already), and counts them appended in st.
+func putEntries(tx *bolt.Tx, st *txState, ents []walEntry) error {
+	rb, kb, ksb := tx.Bucket(bucketRecords), tx.Bucket(bucketKeys), tx.Bucket(bucketKeySeqs)
+	for _, e := range ents {
+		if e.seq <= st.lastSeq {
+			continue
+		}
+		k := u64(e.seq)
+		v := make([]byte, 0, len(e.data)+1)
+		v = append(append(v, byte(e.kind)), e.data...)
+		if err := rb.Put(k, v); err != nil {
+			return err
+		}
+		if e.kind != KindEvent {
+			if err := tx.Bucket(idxBucket(e.kind)).Put(k, nil); err != nil {
+				return err
+			}
+		}
+		if len(e.key) > 0 {
+			if err := kb.Put(e.key, k); err != nil {
+				return err
+			}
+			if err := ksb.Put(k, e.key); err != nil {
+				return err
+			}
+		}
+		ks := &st.kinds[e.kind]
+		ks.Appended++
+		ks.Depth++
+		ks.Bytes += uint64(len(v))
+		st.lastSeq = e.seq
+	}
+	return nil
 }
 
 // initMeta stores a new outbox file's incarnation and the seq before its
@@ -458,6 +648,15 @@ func (o *Outbox) Pending(after uint64, max int) ([]Record, error) {
 	var out []Record
 	o.mu.Lock()
 	check := len(o.deleting) > 0
+	// Logged records not yet in the file, taken before the file is read:
+	// those applied meanwhile are in both, and skipped below.
+	var tail []walEntry
+	for i := range o.logged {
+		if o.logged[i].seq > after {
+			tail = o.logged[i:]
+			break
+		}
+	}
 	o.mu.Unlock()
 	deleting := func(seq uint64) bool {
 		if !check {
@@ -484,6 +683,19 @@ func (o *Outbox) Pending(after uint64, max int) ([]Record, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("outbox: read pending: %w", err)
+	}
+	last := after
+	if len(out) > 0 {
+		last = out[len(out)-1].Seq
+	}
+	for _, e := range tail {
+		if len(out) >= max {
+			break
+		}
+		if e.seq <= last || deleting(e.seq) {
+			continue
+		}
+		out = append(out, Record{Seq: e.seq, Kind: e.kind, Data: append([]byte(nil), e.data...)})
 	}
 	return out, nil
 }
@@ -557,9 +769,38 @@ func (o *Outbox) DeleteLater(seqs ...uint64) error {
 // commit before it asks for one of their own.
 const maxQueuedDeletes = 4096
 
+// putCheckpoint stores the checkpoint entries of one request in cb (a nil
+// value deletes its key).
+func putCheckpoint(cb *bolt.Bucket, entries map[string][]byte) error {
+	for k, v := range entries {
+		var err error
+		if v == nil {
+			err = cb.Delete([]byte(k))
+		} else {
+			err = cb.Put([]byte(k), v)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// arm starts *t (made if nil) to fire after d and returns its channel.
+func arm(t **time.Timer, d time.Duration) <-chan time.Time {
+	if *t == nil {
+		*t = time.NewTimer(d)
+	} else {
+		(*t).Reset(d)
+	}
+	return (*t).C
+}
+
 // applyDeletes deletes the records of seqs in tx, counting them delivered
 // in st.
-func applyDeletes(tx *bolt.Tx, st *txState, seqs []uint64) error {
+// gone, if not nil, receives the same counts (Delivered, Depth and Bytes
+// removed).
+func applyDeletes(tx *bolt.Tx, st *txState, seqs []uint64, gone *[numKinds]KindStats) error {
 	b := tx.Bucket(bucketRecords)
 	for _, s := range seqs {
 		k := u64(s)
@@ -572,6 +813,12 @@ func applyDeletes(tx *bolt.Tx, st *txState, seqs []uint64) error {
 		ks.Delivered++
 		ks.Depth--
 		ks.Bytes -= uint64(len(v))
+		if gone != nil {
+			g := &gone[kind]
+			g.Delivered++
+			g.Depth++
+			g.Bytes += uint64(len(v))
+		}
 		if err := b.Delete(k); err != nil {
 			return err
 		}
@@ -607,12 +854,22 @@ func (o *Outbox) writer() {
 	res := make([]result, 0, o.opts.MaxBatch)
 	var timer *time.Timer
 	var timerC <-chan time.Time // armed while deletions wait
+	kick := o.kick
+	if o.wal != nil {
+		kick = nil // the applier commits the deletions
+	}
 	for {
 		batch = batch[:0]
 		select {
 		case req, ok := <-o.queue:
 			if !ok {
 				// Closed and drained: commit the deletions still queued.
+				if o.wal != nil {
+					o.enqueue(applyItem{stop: true})
+					<-o.applyDone
+					o.wal.close()
+					return
+				}
 				o.commit(nil, res[:0])
 				return
 			}
@@ -629,20 +886,19 @@ func (o *Outbox) writer() {
 					break fill
 				}
 			}
-		case <-o.kick:
+		case <-kick:
 			if timerC == nil {
-				if timer == nil {
-					timer = time.NewTimer(o.opts.DeleteDelay)
-				} else {
-					timer.Reset(o.opts.DeleteDelay)
-				}
-				timerC = timer.C
+				timerC = arm(&timer, o.opts.DeleteDelay)
 			}
 			continue
 		case <-timerC:
 			timerC = nil
 		}
-		res = o.commit(batch, res[:0])
+		if o.wal != nil {
+			res = o.commitLog(batch, res[:0])
+		} else {
+			res = o.commit(batch, res[:0])
+		}
 		for i := range batch {
 			batch[i] = Request{} // release closures
 		}
@@ -702,22 +958,14 @@ func (o *Outbox) commit(batch []Request, res []result) []result {
 		dels, o.dels = o.dels, nil
 		o.mu.Unlock()
 		// Deletions first: what they free is room for this batch.
-		if err := applyDeletes(tx, &st, dels); err != nil {
+		if err := applyDeletes(tx, &st, dels, nil); err != nil {
 			return err
 		}
 		rb, kb, ksb, cb := tx.Bucket(bucketRecords), tx.Bucket(bucketKeys), tx.Bucket(bucketKeySeqs), tx.Bucket(bucketCheckpoint)
 		for i, req := range batch {
 			res[i] = result{}
-			for k, v := range req.Checkpoint {
-				var err error
-				if v == nil {
-					err = cb.Delete([]byte(k))
-				} else {
-					err = cb.Put([]byte(k), v)
-				}
-				if err != nil {
-					return err
-				}
+			if err := putCheckpoint(cb, req.Checkpoint); err != nil {
+				return err
 			}
 			if req.Build == nil {
 				continue
@@ -796,8 +1044,9 @@ func (o *Outbox) commit(batch []Request, res []result) []result {
 		}
 	} else {
 		o.mu.Lock()
-		o.kinds = st.kinds
+		o.kinds, o.bkinds = st.kinds, st.kinds
 		o.lastSeq = st.lastSeq
+		o.applied.Store(st.lastSeq)
 		for _, s := range dels {
 			delete(o.deleting, s)
 		}

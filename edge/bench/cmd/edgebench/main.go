@@ -48,6 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&c.SteadyFor, "steady-for", 0, "measured time of a steady run (default 20s)")
 	fs.IntVar(&c.SteadyRuns, "steady-runs", 0, "steady runs (default 1; -1: none)")
 	fs.IntVar(&c.SpikeEvery, "spike-every", 0, "readings per device between injected spikes in steady runs (default 200)")
+	fs.BoolVar(&c.SpikeStagger, "spike-stagger", false, "give each device its own spike phase in steady runs (default: every device spikes at the same reading, a burst of events: the worst case)")
 	fs.Func("agent-env", "`KEY=VALUE` in the agent's environment (repeatable), e.g. GOMAXPROCS=1", func(v string) error {
 		if !strings.Contains(v, "=") {
 			return fmt.Errorf("%q is not KEY=VALUE", v)

@@ -91,6 +91,7 @@ type pubConfig struct {
 	count              int64
 	rate               float64 // 0: as fast as possible
 	spikeEvery         int     // readings per device; 0: none
+	spikeStagger       bool    // each device its own spike phase
 }
 
 // pubResult is sensorsim's summary line.
@@ -109,6 +110,9 @@ func startPublisher(c pubConfig) (*publisher, error) {
 	}
 	if c.spikeEvery > 0 {
 		args = append(args, "--spike-every", strconv.Itoa(c.spikeEvery))
+		if c.spikeStagger {
+			args = append(args, "--spike-stagger")
+		}
 	}
 	p := &publisher{cmd: exec.Command(c.bin, args...), done: make(chan error, 1)}
 	p.cmd.Stderr = &p.stderr

@@ -51,8 +51,12 @@ func (r *Result) Write(w io.Writer, c Config) {
 		for _, s := range r.Steady {
 			lost += s.Lost
 		}
-		fmt.Fprintf(w, "| steady run: readings judged per second over %v after %d warm-up readings per device (%d runs) | %s readings/s (sensorsim's whole run: %s/s), %s events committed (a spike every %d readings per device); readings published but not judged: %d | %.0f/s |\n",
-			c.SteadyFor, c.Warm, len(r.Steady), spread(rate, "%.0f"), spread(pub, "%.0f"), spread(events, "%.0f"), c.SpikeEvery, lost, c.SteadyRate)
+		phase := "every device at the same reading"
+		if c.SpikeStagger {
+			phase = "each device at its own phase"
+		}
+		fmt.Fprintf(w, "| steady run: readings judged per second over %v after %d warm-up readings per device (%d runs) | %s readings/s (sensorsim's whole run: %s/s), %s events committed (a spike every %d readings per device, %s); readings published but not judged: %d | %.0f/s |\n",
+			c.SteadyFor, c.Warm, len(r.Steady), spread(rate, "%.0f"), spread(pub, "%.0f"), spread(events, "%.0f"), c.SpikeEvery, phase, lost, c.SteadyRate)
 		if missing {
 			fmt.Fprintln(w, "| MQTT receipt → outbox commit p50 / p99 | n/a: this outpost-edge does not observe outpost_edge_receive_to_commit_seconds | p99 ≤ 2 ms |")
 		} else {

@@ -55,6 +55,11 @@ type Config struct {
 	// SpikeEvery is sensorsim's --spike-every in the steady runs: readings
 	// per device between injected spikes (which become events). Default 200.
 	SpikeEvery int
+	// SpikeStagger gives each device its own spike phase (sensorsim
+	// --spike-stagger): events arrive spread out instead of as one burst
+	// of every device every SpikeEvery readings (the default, the worst
+	// case).
+	SpikeStagger bool
 	// AgentEnv are extra environment variables (KEY=VALUE) of the agent
 	// process, e.g. GOMAXPROCS=1.
 	AgentEnv []string
@@ -124,6 +129,25 @@ type SteadyRun struct {
 	Spikes      int64
 	Window      time.Duration
 	HistMissing bool
+	// Outbox splits the outbox writer's time in the window (the agent's
+	// outpost_edge_outbox_* metrics; zero when it has none).
+	Outbox OutboxSplit
+}
+
+// OutboxSplit is where the outbox writer's time went in a steady run's
+// window: per transaction, the p50/p99 of the oldest request's wait for
+// the writer, of building the transaction and of bbolt's commit, with the
+// transactions and their page writes.
+type OutboxSplit struct {
+	Commits, Writes      float64
+	WaitP50, WaitP99     time.Duration
+	BuildP50, BuildP99   time.Duration
+	CommitP50, CommitP99 time.Duration
+	CommitMax            time.Duration // upper bound of the highest bucket used
+	// Applies are the transactions moving logged records into the bbolt
+	// file (outpost_edge_outbox_apply_seconds; none before the log).
+	Applies            float64
+	ApplyP50, ApplyP99 time.Duration
 }
 
 // Result is the whole benchmark.
@@ -180,6 +204,13 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		}
 		fmt.Fprintf(c.Log, "steady run %d: %.0f readings/s (sensorsim published at %.0f/s), %v CPU/reading, RSS %.1f MiB (anon %.1f, file %.1f; peak %.1f), p50 %v p99 %v over %.0f commits\n",
 			i+1, s.Rate, s.Publisher, s.CPUPerRead, mib(s.Mem.RSS), mib(s.Mem.Anon), mib(s.Mem.File), mib(s.Mem.HWM), s.P50, s.P99, s.Commits)
+		if o := s.Outbox; o.Commits > 0 {
+			fmt.Fprintf(c.Log, "  outbox: %.0f transactions (%.1f/s), %.1f page writes each; wait p50 %v p99 %v, build p50 %v p99 %v, commit p50 %v p99 %v (max <= %v)\n",
+				o.Commits, o.Commits/s.Window.Seconds(), o.Writes/o.Commits, o.WaitP50, o.WaitP99, o.BuildP50, o.BuildP99, o.CommitP50, o.CommitP99, o.CommitMax)
+			if o.Applies > 0 {
+				fmt.Fprintf(c.Log, "  applied to bbolt in the background: %.0f transactions, p50 %v p99 %v\n", o.Applies, o.ApplyP50, o.ApplyP99)
+			}
+		}
 		res.Steady = append(res.Steady, s)
 	}
 	return res, nil
@@ -304,7 +335,7 @@ func steadyRun(ctx context.Context, c Config, natsURL string, run int) (SteadyRu
 	// publisher does.
 	total := warm + int64(c.SteadyRate*(c.SteadyFor.Seconds()+2))
 	pub, err := startPublisher(pubConfig{bin: c.Sensorsim, data: c.Data, mqttURL: mq.url, devices: c.Devices,
-		count: total, rate: c.SteadyRate, spikeEvery: c.SpikeEvery})
+		count: total, rate: c.SteadyRate, spikeEvery: c.SpikeEvery, spikeStagger: c.SpikeStagger})
 	if err != nil {
 		return r, err
 	}
@@ -371,7 +402,38 @@ func steadyRun(ctx context.Context, c Config, natsURL string, run int) (SteadyRu
 		r.P50 = seconds(quantile(0.5, bs))
 		r.P99 = seconds(quantile(0.99, bs))
 	}
+	r.Outbox = outboxSplit(s1, s2)
 	return r, nil
+}
+
+// outboxSplit reads the outbox writer's histograms between two scrapes.
+func outboxSplit(s1, s2 sample) OutboxSplit {
+	var o OutboxSplit
+	o.Commits = s2.sum("outpost_edge_outbox_commits_total") - s1.sum("outpost_edge_outbox_commits_total")
+	o.Writes = s2.sum("outpost_edge_outbox_commit_writes_total") - s1.sum("outpost_edge_outbox_commit_writes_total")
+	q := func(name string) (p50, p99 time.Duration, bs []bucket) {
+		bs, ok := s2.histogram(name, s1)
+		if !ok {
+			return -1, -1, nil
+		}
+		return seconds(quantile(0.5, bs)), seconds(quantile(0.99, bs)), bs
+	}
+	o.WaitP50, o.WaitP99, _ = q("outpost_edge_outbox_queue_wait_seconds")
+	o.BuildP50, o.BuildP99, _ = q("outpost_edge_outbox_build_seconds")
+	var bs []bucket
+	o.CommitP50, o.CommitP99, bs = q("outpost_edge_outbox_commit_seconds")
+	var abs []bucket
+	o.ApplyP50, o.ApplyP99, abs = q("outpost_edge_outbox_apply_seconds")
+	if len(abs) > 0 {
+		o.Applies = abs[len(abs)-1].count
+	}
+	for i := len(bs) - 1; i > 0; i-- {
+		if bs[i].count > bs[i-1].count {
+			o.CommitMax = seconds(bs[i].le)
+			break
+		}
+	}
+	return o
 }
 
 func seconds(s float64) time.Duration {

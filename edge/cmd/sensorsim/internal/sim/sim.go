@@ -68,6 +68,10 @@ type Config struct {
 	Spike       SpikeEvery // when to inject spikes; zero = never
 	SpikeSigma  float64    // spike = mean + SpikeSigma x stddev; default DefaultSpikeSigma
 	SpikeWindow int        // recent readings the statistics use; default DefaultSpikeWindow
+	// SpikeStagger gives each device its own spike phase (a fixed
+	// pseudo-random offset per device within Spike's period), instead of
+	// every device spiking at the same reading.
+	SpikeStagger bool
 
 	QoS0     bool  // publish at QoS 0 instead of QoS 1
 	Count    int64 // stop after this many readings in total; 0 = the whole files
@@ -215,6 +219,9 @@ func load(cfg *Config) ([]*device, int, error) {
 		}
 		if cfg.Spike.Enabled() {
 			d.spk = newSpiker(cfg.Spike, cfg.SpikeSigma, cfg.SpikeWindow, len(s.Columns))
+			if cfg.SpikeStagger {
+				d.spk.stagger(i)
+			}
 		}
 		devs[i] = d
 	}

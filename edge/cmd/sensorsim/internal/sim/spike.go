@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -77,6 +78,19 @@ func newSpiker(every SpikeEvery, sigma float64, window, columns int) *spiker {
 		s.hist[i] = make([]float64, 0, window)
 	}
 	return s
+}
+
+// stagger moves the spiker's phase by a fixed pseudo-random offset for
+// device i within its period: devices spike at different readings (or
+// instants) instead of together.
+func (s *spiker) stagger(i int) {
+	r := rand.New(rand.NewPCG(uint64(i), 0x5eed))
+	switch {
+	case s.every.N > 0:
+		s.n = r.IntN(s.every.N)
+	case s.every.Interval > 0:
+		s.next = time.Duration(r.Int64N(int64(s.every.Interval))) + 1
+	}
 }
 
 // due reports whether the next reading, published at wall offset now from

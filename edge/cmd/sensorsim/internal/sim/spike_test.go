@@ -80,3 +80,29 @@ func TestSpikerWaitsForHistory(t *testing.T) {
 		t.Fatalf("spikes at %v, want [3 4]", at)
 	}
 }
+
+// TestSpikeStagger: with stagger, each device spikes once per period at
+// its own reading, and the devices' phases differ.
+func TestSpikeStagger(t *testing.T) {
+	const every, devices = 200, 100
+	first := map[int]bool{}
+	for d := 0; d < devices; d++ {
+		s := newSpiker(SpikeEvery{N: every}, DefaultSpikeSigma, DefaultSpikeWindow, 1)
+		s.stagger(d)
+		var at []int
+		for i := 1; i <= 3*every; i++ {
+			if s.due(0) {
+				at = append(at, i)
+			}
+			s.observe([]float64{float64(i % 7)})
+		}
+		// (The first may wait for minHistory readings.)
+		if len(at) != 3 || at[2]-at[1] != every {
+			t.Fatalf("device %d spikes at readings %v, want one every %d", d, at, every)
+		}
+		first[at[0]] = true
+	}
+	if len(first) < devices/2 {
+		t.Fatalf("%d distinct phases over %d devices", len(first), devices)
+	}
+}
