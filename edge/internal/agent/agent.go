@@ -23,6 +23,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -784,6 +785,9 @@ func (a *Agent) handle(m ingest.Message) {
 			},
 		})
 	}
+	// Let the outbox's writer take the events now: with one P (GOMAXPROCS
+	// 1) it would otherwise wait until this reader blocks.
+	runtime.Gosched()
 }
 
 // eventWindow writes the missing samples (NaN) of a judged window as 0 and
