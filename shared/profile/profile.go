@@ -52,6 +52,10 @@ const (
 	DefaultSampleWindows = 8
 )
 
+// DefaultCheckpointInterval is how often stream state is saved
+// (Profile.CheckpointInterval).
+const DefaultCheckpointInterval = time.Second
+
 // GapFills are the gap_fill values the schema accepts ("" leaves gaps).
 var GapFills = []string{"hold", "linear", "missing"}
 
@@ -86,6 +90,15 @@ type Profile struct {
 	// SummaryInterval is how often per-stream summaries are committed to the
 	// outbox. Default DefaultSummaryInterval.
 	SummaryInterval time.Duration `yaml:"summary_interval"`
+	// CheckpointInterval is how often the state of the streams that took
+	// readings (windows, running statistics, hysteresis) is saved in the
+	// outbox file, so that a restarted agent resumes detection at once. A
+	// restart loses what the streams learnt since the last checkpoint (a
+	// gap in their windows, filled by their gap rule, or a new warm-up
+	// when it is longer than the gap limit); a longer interval writes less
+	// to the gateway's flash. Between 100ms and 1h. Default
+	// DefaultCheckpointInterval.
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 	// Metrics configures the Prometheus endpoint.
 	Metrics Metrics `yaml:"metrics"`
 	// Uplink configures optional uploads beside events and summaries.
@@ -527,6 +540,9 @@ func (p Profile) Defaults() Profile {
 	}
 	if p.SummaryInterval == 0 {
 		p.SummaryInterval = DefaultSummaryInterval
+	}
+	if p.CheckpointInterval == 0 {
+		p.CheckpointInterval = DefaultCheckpointInterval
 	}
 	if p.Uplink.SampleBudget == nil {
 		b := int64(DefaultSampleBudget)

@@ -74,7 +74,7 @@ func TestDefaultsZeroValue(t *testing.T) {
 	d := Profile{}.Defaults()
 	if d.Agent.Heartbeat != DefaultHeartbeat || *d.MQTT.QoS != 1 || d.NATS.URL != DefaultNATSURL ||
 		d.Outbox.MaxBytes != DefaultOutboxMaxBytes || len(d.Streams) != 1 || d.Streams[0].Match != "#" ||
-		d.MQTT.Topics[0].Decoder != "json" || d.SummaryInterval != DefaultSummaryInterval || d.DataDir == "" {
+		d.MQTT.Topics[0].Decoder != "json" || d.SummaryInterval != DefaultSummaryInterval || d.CheckpointInterval != DefaultCheckpointInterval || d.DataDir == "" {
 		t.Fatalf("defaults not filled: %+v", d)
 	}
 	// Defaults must not alias the original's slices.
@@ -120,6 +120,8 @@ func TestBrokenProfiles(t *testing.T) {
 		{"negative warmup", base + "streams:\n  - warmup: -3\n", []string{"streams[0].warmup: must be >= 0"}, 4},
 		{"outbox small", base + "outbox:\n  max_bytes: 10\n", []string{"outbox.max_bytes: must be at least 65536"}, 4},
 		{"summary negative", base + "summary_interval: -1m\n", []string{"summary_interval: must be > 0"}, 3},
+		{"checkpoint too often", base + "checkpoint_interval: 10ms\n", []string{"checkpoint_interval: must be between 100ms and 1h, got 10ms"}, 3},
+		{"checkpoint too rare", base + "checkpoint_interval: 2h\n", []string{"checkpoint_interval: must be between 100ms and 1h, got 2h0m0s"}, 3},
 		{"metrics listen", base + "metrics:\n  listen: localhost\n", []string{"metrics.listen: address"}, 4},
 		{"window wrong type", base + "streams:\n  - window: big\n", []string{"streams[0].window: cannot unmarshal"}, 4},
 		{"heartbeat wrong type", base + "agent:\n  heartbeat: often\n", []string{"agent.heartbeat:"}, 4},

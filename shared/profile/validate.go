@@ -182,6 +182,9 @@ func (v *validator) check(p Profile) {
 	if p.SummaryInterval <= 0 {
 		v.add("summary_interval", "must be > 0")
 	}
+	if c := p.CheckpointInterval; c < 100*time.Millisecond || c > time.Hour {
+		v.add("checkpoint_interval", "must be between 100ms and 1h, got %v", c)
+	}
 	if p.Metrics.Listen != "" {
 		v.checkAddr("metrics.listen", p.Metrics.Listen)
 	}

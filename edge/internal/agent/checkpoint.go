@@ -11,7 +11,8 @@ import (
 	"github.com/outpost-iot/outpost/shared/profile"
 )
 
-// Checkpoints of stream state. Every checkpointInterval the detectors of the
+// Checkpoints of stream state. Every profile checkpoint_interval
+// (Profile.CheckpointInterval, default 1s) the detectors of the
 // streams that saw readings are saved in the outbox file, queued behind the
 // events appended before: a checkpoint that includes a reading's judgement
 // is never committed before that reading's event. So a restarted agent
@@ -21,9 +22,6 @@ import (
 // idempotence key catches a second one). Restored detectors restart their
 // hysteresis (detect.Detector.ResetIncident): a restart in the middle of an
 // incident may raise one more event for it, never fewer.
-
-// checkpointInterval is how often stream state is saved.
-const checkpointInterval = time.Second
 
 // cpPrefix prefixes the checkpoint keys of detectors.
 const cpPrefix = "detect/"
@@ -160,7 +158,7 @@ func (a *Agent) restoreVideoCamera(key string, b []byte) {
 
 // checkpointDue saves a checkpoint if one is due, then releases cpMu. It
 // runs deferred at the end of handle, after the events' appends. One is due
-// every checkpointInterval, and at once when the message held a reading of
+// every checkpoint_interval, and at once when the message held a reading of
 // a stream still warming up: such messages are acknowledged only when the
 // checkpoint holding them is committed, so that a crash during a warm-up
 // (before any checkpoint says the stream is warm) cannot lose readings the
@@ -178,7 +176,7 @@ func (a *Agent) restoreVideoCamera(key string, b []byte) {
 // dropped as a duplicate, one judged already as late.
 func (a *Agent) checkpointDue() {
 	defer a.cpMu.Unlock()
-	if now := time.Now(); len(a.cpAck) > 0 || (now.Sub(a.cpLast) >= checkpointInterval && len(a.cpDirty) > 0) {
+	if now := time.Now(); len(a.cpAck) > 0 || (now.Sub(a.cpLast) >= a.p.CheckpointInterval && len(a.cpDirty) > 0) {
 		a.cpLast = now
 		a.saveCheckpointLocked()
 	}

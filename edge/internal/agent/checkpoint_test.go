@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,5 +83,69 @@ func TestCheckpointNoWarmupGap(t *testing.T) {
 	checkDelivered(t, d, spikes)
 	if r := a.State().Readings; r != 1 {
 		t.Fatalf("second run judged %d readings, want 1", r)
+	}
+}
+
+// checkpointEntries is the agent's outpost_edge_checkpoint_entries_total.
+func checkpointEntries(t *testing.T, a *Agent) float64 {
+	t.Helper()
+	mfs, err := a.met.Reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "outpost_edge_checkpoint_entries_total" {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatal("no outpost_edge_checkpoint_entries_total")
+	return 0
+}
+
+// TestCheckpointInterval: the profile's checkpoint_interval sets how often
+// a stream's state is saved once it is warm (while it warms up, every
+// message is checkpointed). One stream takes readings for about 1.5 s after
+// its warm-up: every 200ms, that is several checkpoints; every hour, none
+// until the agent stops, when its state is saved once.
+func TestCheckpointInterval(t *testing.T) {
+	srv := testenv.StartNATS(t)
+	edgetest.CreateStreams(t, srv.URL())
+	mq := testenv.StartMosquitto(t)
+	pub := publisher(t, mq.URL(), "", "")
+	for _, tc := range []struct {
+		every    time.Duration
+		min, max float64 // checkpoint entries stored while the warm stream took readings
+	}{{200 * time.Millisecond, 3, 100}, {time.Hour, 0, 0}} {
+		t.Run(tc.every.String(), func(t *testing.T) {
+			p := deliveryProfile(t, "gw-cp-"+strings.ReplaceAll(tc.every.String(), ".", ""), srv.URL(), mq.URL())
+			p.CheckpointInterval = tc.every
+			a, stop := runAgent(t, p)
+			wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer wcancel()
+			if err := a.WaitMQTT(wctx); err != nil {
+				t.Fatal(err)
+			}
+			topic := "sensors/cp/temp"
+			publishRange(t, pub, topic, 0, 60) // the window (40) warms up
+			waitFor(t, "the warm-up readings", func() bool { return a.State().Readings == 60 })
+			time.Sleep(100 * time.Millisecond) // the warm-up's checkpoints committed
+			before := checkpointEntries(t, a)
+			for i := 0; i < 15; i++ {
+				publishRange(t, pub, topic, 60+5*i, 5)
+				time.Sleep(100 * time.Millisecond)
+			}
+			waitFor(t, "the readings", func() bool { return a.State().Readings == 135 })
+			time.Sleep(300 * time.Millisecond) // a lazy checkpoint is applied within 250ms
+			n := checkpointEntries(t, a) - before
+			if n < tc.min || n > tc.max {
+				t.Fatalf("checkpoint_interval %v: %v checkpoint entries stored in 1.5 s of readings, want %v to %v", tc.every, n, tc.min, tc.max)
+			}
+			t.Logf("checkpoint_interval %v: %v entries stored in 1.5 s of readings (%v during the warm-up)", tc.every, n, before)
+			m := a
+			stop()
+			if got := checkpointEntries(t, m) - before - n; got != 1 {
+				t.Fatalf("stopping saved %v checkpoint entries, want 1", got)
+			}
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 type commitMetrics struct {
 	wait, build, commit prometheus.Histogram
 	commits, writes     prometheus.Counter
+	checkpoints         prometheus.Counter   // checkpoint entries stored
 	apply               prometheus.Histogram // the applier's bbolt transactions
 }
 
@@ -34,8 +35,10 @@ func newCommitMetrics(reg prometheus.Registerer) *commitMetrics {
 			Help: "Outbox commits appends waited for (write-ahead log writes; bbolt transactions when a batch goes to the file directly)."}),
 		writes: prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_edge_outbox_commit_writes_total",
 			Help: "Writes of the outbox commits appends waited for (one per log write; a bbolt page with its overflow pages is one)."}),
+		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_edge_checkpoint_entries_total",
+			Help: "Checkpoint entries (a stream's state, a camera's open bucket) stored in the outbox file: its write load besides events (profile checkpoint_interval)."}),
 	}
-	reg.MustRegister(m.wait, m.build, m.commit, m.commits, m.writes, m.apply)
+	reg.MustRegister(m.wait, m.build, m.commit, m.commits, m.writes, m.apply, m.checkpoints)
 	return m
 }
 
@@ -44,6 +47,7 @@ func (m *commitMetrics) observe(c outbox.CommitInfo) {
 	if c.Err != nil {
 		return
 	}
+	m.checkpoints.Add(float64(c.Checkpoints))
 	if c.Apply {
 		m.apply.Observe((c.Build + c.Commit).Seconds())
 		return
