@@ -940,18 +940,7 @@ func (o *Outbox) commit(batch []Request, res []result) []result {
 	o.wmu.Lock()
 	var st txState
 	var dels []uint64
-	info := CommitInfo{Requests: len(batch)}
-	if o.opts.OnCommit != nil {
-		var oldest time.Time
-		for _, req := range batch {
-			if !req.queued.IsZero() && (oldest.IsZero() || req.queued.Before(oldest)) {
-				oldest = req.queued
-			}
-		}
-		if !oldest.IsZero() {
-			info.Wait = time.Since(oldest)
-		}
-	}
+	info := CommitInfo{Requests: len(batch), Wait: o.oldestWait(batch)}
 	err := o.update(&info, func(tx *bolt.Tx) error {
 		o.mu.Lock()
 		st = txState{lastSeq: o.lastSeq, kinds: o.kinds}
