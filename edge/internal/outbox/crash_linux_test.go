@@ -100,20 +100,28 @@ func TestCrashKill9Log(t *testing.T) {
 	for round := 0; round < 12; round++ {
 		cmd := exec.Command(os.Args[0], "-test.run", "^TestCrashChildAppends$", "-test.v")
 		cmd.Env = append(os.Environ(), "OUTBOX_CRASH_CHILD="+path, "OUTBOX_CRASH_ROUND="+strconv.Itoa(round))
-		var stdout bytes.Buffer
+		var stdout lockedBuffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stdout
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(20 * time.Second)
-		for !bytes.Contains(stdout.Bytes(), []byte("ready")) {
-			if time.Now().After(deadline) {
-				cmd.Process.Kill()
-				t.Fatalf("round %d: child not ready:\n%s", round, stdout.String())
+		// Wait for the child, then kill it at a random instant once it
+		// has acknowledged something: on a loaded machine its first log
+		// sync can take longer than the random delay.
+		waitFor := func(what string) {
+			deadline := time.Now().Add(20 * time.Second)
+			for !stdout.contains(what) {
+				if time.Now().After(deadline) {
+					cmd.Process.Kill()
+					cmd.Wait()
+					t.Fatalf("round %d: no %q from the child in 20s:\n%s", round, what, stdout.String())
+				}
+				time.Sleep(2 * time.Millisecond)
 			}
-			time.Sleep(5 * time.Millisecond)
 		}
+		waitFor("ready")
 		time.Sleep(time.Duration(30+rng.IntN(250)) * time.Millisecond)
+		waitFor("\nack ")
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 		n := 0
@@ -188,6 +196,31 @@ func TestCrashKill9Log(t *testing.T) {
 		}
 		t.Logf("round %d: %d acknowledged (%d in all), %d records held, last seq %d", round, n, len(acked), len(recs), st.LastSeq)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer that a child's output goroutine writes
+// while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) contains(s string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Contains(l.b.Bytes(), []byte(s))
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // tearLogTail does to the log what a power loss during a write does: the
