@@ -205,10 +205,13 @@ type StockOptions struct {
 }
 
 // TunedEdge and TunedCloud are the detector settings `make eval` runs the
-// stock models with (StockOptions.Plain false): the model's |residual| as
-// the raw score, judged by the anomaly likelihood of its 10-reading
-// average against the last 1000 averages (deviation floored at 5% of
-// their mean, or 0.0025 if more); the novelty channel (12 bins,
+// stock models with (StockOptions.Plain false): the model's own score,
+// |residual| / scale (the running scale of its manifest: the largest
+// recent |residual|, decaying), as the raw score, judged by the anomaly
+// likelihood of its 10-reading average against the last 1000 averages
+// (deviation floored at 5% of their mean, or 0.0025 if more; the plain
+// |residual|, Residual, scored 1 point less on NAB: its likelihood raised
+// 17 false anomaly events there and no first detection in a window); the novelty channel (12 bins,
 // contexts of 3 readings) with the same likelihood, silent for the 150
 // readings after an anomalous one (its echoes: an anomaly that widens the
 // range moves every bin); the volatility channel (|step| between readings,
@@ -226,10 +229,10 @@ type StockOptions struct {
 // and its anomaly events carry their last 16 values, so that it uplinks
 // less than 1% of the raw bytes.
 var (
-	TunedEdge = ModelConfig{Cooldown: 30, Residual: true, Likelihood: detect.LikelihoodConfig{Window: 1000, Average: 10, Floor: 0.05},
+	TunedEdge = ModelConfig{Cooldown: 30, Likelihood: detect.LikelihoodConfig{Window: 1000, Average: 10, Floor: 0.05},
 		RangeMargin: 0.005, Novelty: detect.NoveltyConfig{Bins: 12, Length: 3, High: 1, Holdoff: 150}, Volatility: detect.VolatilityConfig{Average: 100, High: 0.5},
 		Seasonal: detect.SeasonalConfig{Average: 50}, Low: 0.99, High: 1, AnomalyForward: 16}
-	TunedCloud = ModelConfig{Cooldown: 30, Residual: true, Likelihood: detect.LikelihoodConfig{Window: 1000, Average: 10, Floor: 0.05},
+	TunedCloud = ModelConfig{Cooldown: 30, Likelihood: detect.LikelihoodConfig{Window: 1000, Average: 10, Floor: 0.05},
 		RangeMargin: 0.005, Novelty: detect.NoveltyConfig{Bins: 12, Length: 3, High: 1, Holdoff: 150}, Volatility: detect.VolatilityConfig{Average: 100, High: 0.5},
 		Seasonal: detect.SeasonalConfig{Average: 50}, Low: 0.9, High: 1}
 )

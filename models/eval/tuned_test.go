@@ -11,8 +11,8 @@ import (
 )
 
 // TestTunedMatchesAgentDetector: the tuned edge configuration `make eval`
-// runs (TunedEdge) is the agent's detect.Detector with the residual model
-// scorer, the likelihood stage, the novelty, volatility and seasonal
+// runs (TunedEdge) is the agent's detect.Detector with the model scorer
+// (|residual| / scale), the likelihood stage, the novelty, volatility and seasonal
 // channels and the range rule,
 // built from the settings a profile gives (window 96, thresholds,
 // cool-down in readings, written out here as a profile would hold them):
@@ -40,7 +40,7 @@ func TestTunedMatchesAgentDetector(t *testing.T) {
 		d, err := detect.NewWithScorer(detect.Config{Window: 96, Low: 0.99, High: 1, CooldownReadings: 30,
 			Likelihood: detect.LikelihoodConfig{Window: 1000, Average: 10, Floor: 0.05}, RangeMargin: 0.005,
 			Novelty: detect.NoveltyConfig{Bins: 12, Length: 3, High: 1, Holdoff: 150}, Volatility: detect.VolatilityConfig{Average: 100, High: 0.5},
-			Seasonal: detect.SeasonalConfig{Average: 50}}, modelscore.NewResidual(r))
+			Seasonal: detect.SeasonalConfig{Average: 50}}, modelscore.New(r))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,7 +93,11 @@ func TestTunedDefaults(t *testing.T) {
 		t.Fatalf("plain thresholds %v %v, manifest %v %v", d.EdgeLow, d.EdgeHigh, m.Low, m.High)
 	}
 	c := ModelConfig{Cooldown: 7, Likelihood: detect.LikelihoodConfig{Window: 300}}.tuned(TunedEdge)
-	if c.Cooldown != 7 || c.Likelihood.Window != 300 || !c.Residual || c.RangeMargin != TunedEdge.RangeMargin || c.High != TunedEdge.High || c.ScoreHigh != TunedEdge.ScoreHigh {
+	if c.Cooldown != 7 || c.Likelihood.Window != 300 || c.Residual != TunedEdge.Residual || c.RangeMargin != TunedEdge.RangeMargin || c.High != TunedEdge.High || c.ScoreHigh != TunedEdge.ScoreHigh {
 		t.Fatalf("tuned %+v", c)
+	}
+	// Residual (--residual) is kept when asked for.
+	if c := (ModelConfig{Residual: true}).tuned(TunedEdge); !c.Residual {
+		t.Fatalf("tuned with residual: %+v", c)
 	}
 }

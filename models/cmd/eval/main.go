@@ -86,6 +86,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&o.stock.EdgeHigh, "model-high", 0, "stock edge: override the high threshold (a likelihood score; with --plain the manifest's)")
 	fs.Float64Var(&o.stock.CloudHigh, "cloud-model-high", 0, "stock cloud: override the streaming detector's anomaly threshold (a likelihood score; with --plain the manifest's high)")
 	fs.Float64Var(&o.stock.ConfirmAt, "confirm-at", 0, "stock cloud: a forwarded window is confirmed from this multiple of the cloud model's low threshold (default 3)")
+	fs.BoolVar(&o.stock.EdgeConfig.Residual, "residual", false, "stock edge: the likelihood stage judges the model's plain |residual| (reading units) instead of its score |residual|/scale (the configuration before the fifth session)")
+	fs.BoolVar(&o.stock.CloudConfig.Residual, "cloud-residual", false, "stock cloud: as --residual")
 	fs.BoolVar(&o.stock.Plain, "plain", false, "stock: score |residual|/scale against the manifests' thresholds, without the likelihood stage and the range rule (the configuration before them)")
 	fs.IntVar(&o.stock.EdgeConfig.Likelihood.Window, "likelihood-window", 0, "stock edge: averaged raw scores the likelihood's Gaussian is fitted to (default as tuned)")
 	fs.IntVar(&o.stock.EdgeConfig.Likelihood.Learn, "likelihood-learn", 0, "stock edge: averaged raw scores the likelihood must hold before it scores (default as tuned)")

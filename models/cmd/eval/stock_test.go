@@ -40,7 +40,10 @@ func TestDetectorFlags(t *testing.T) {
 	}
 	// The tuned settings by default; --plain the manifests' thresholds;
 	// channels off by -1.
-	if md := report(); !strings.Contains(md, "anomaly likelihood of the 10-reading mean of |residual|") || !strings.Contains(md, "novelty channel") || !strings.Contains(md, "out of the stream's range") {
+	if md := report("--residual"); !strings.Contains(md, "anomaly likelihood of the 10-reading mean of |residual| against") {
+		t.Errorf("--residual report:\n%.900s", md)
+	}
+	if md := report(); !strings.Contains(md, "anomaly likelihood of the 10-reading mean of |residual|/scale") || !strings.Contains(md, "novelty channel") || !strings.Contains(md, "out of the stream's range") {
 		t.Errorf("default report does not describe the tuned detectors:\n%.900s", md)
 	}
 	if md := report("--plain"); strings.Contains(md, "likelihood") || !strings.Contains(md, "score |residual|/scale, low 1.104") {
