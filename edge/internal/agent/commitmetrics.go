@@ -26,7 +26,7 @@ func newCommitMetrics(reg prometheus.Registerer) *commitMetrics {
 			Help:    "Time an outbox transaction spent before bbolt's commit: building and placing records, keys, checkpoints, deletions.",
 			Buckets: buckets}),
 		commit: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "outpost_edge_outbox_commit_seconds",
-			Help:    "Time of the commit an outbox append waits for: the write-ahead log's write and fdatasync.",
+			Help:    "Time of the commit an outbox append waits for: from the write-ahead log's write until its fdatasync (or a later one that covers it) has returned.",
 			Buckets: buckets}),
 		apply: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "outpost_edge_outbox_apply_seconds",
 			Help:    "Time of a transaction moving logged records, checkpoints and deletions into the outbox's bbolt file (on no append's path): building it, writing pages, fdatasync, the meta page, fdatasync.",

@@ -10,14 +10,18 @@ import (
 )
 
 // commitLog commits a batch through the write-ahead log: it gives the
-// records their seqs, recognises duplicates, writes the records to the log
-// and syncs it, calls their Done, and hands them with the batch's other
-// requests to the applier. A batch that needs the drop policy (a record
-// does not fit in Options.MaxBytes) or that does not fit in the log goes
-// through the bbolt file directly (commit), once the applier has applied
+// records their seqs, recognises duplicates and writes the records to the
+// log as one group, and starts the log's sync (logsync.go) without waiting
+// for it. Once the group is durable, finishLog calls its records' Done and
+// hands them with the batch's other requests to the applier. A batch that
+// needs the drop policy (a record does not fit in Options.MaxBytes) or that
+// does not fit in the log goes through the bbolt file directly (commit),
+// once the groups before it are durable and the applier has applied
 // everything logged before.
-func (o *Outbox) commitLog(batch []Request, res []result) []result {
-	res = res[:len(batch)]
+func (o *Outbox) commitLog(batch []Request) {
+	g := &logGroup{id: o.nextGroup, batch: append([]Request(nil), batch...), res: make([]result, len(batch))}
+	o.nextGroup++
+	batch, res := g.batch, g.res
 	info := CommitInfo{Requests: len(batch), Wait: o.oldestWait(batch)}
 	t0 := time.Now()
 	// Keys: those of logged records not yet in the bbolt file are in
@@ -68,13 +72,21 @@ func (o *Outbox) commitLog(batch []Request, res []result) []result {
 		used += o.kinds[k].Bytes
 	}
 	o.mu.Unlock()
+	// Groups still waiting for their sync hold seqs and bytes beyond those.
+	if n := len(o.inflight); n > 0 {
+		lastSeq = o.inflight[n-1].seqAfter
+		for _, f := range o.inflight {
+			used += f.bytes
+		}
+	}
 	max := uint64(o.opts.MaxBytes)
-	direct := func() []result {
+	direct := func() {
 		if rtx != nil {
 			_ = rtx.Rollback() // the applier may have to grow the file
 			rtx = nil
 		}
-		return o.commitDirect(batch, res)
+		o.waitLog()
+		o.commitDirect(batch, res)
 	}
 	var ents []walEntry
 	var dups [numKinds]uint64
@@ -90,7 +102,8 @@ func (o *Outbox) commitLog(batch []Request, res []result) []result {
 		if req.Key != nil {
 			s, ok, err := known(req.Key)
 			if err != nil {
-				return o.failBatch(batch, res, info, fmt.Errorf("outbox: read keys: %w", err))
+				o.failBatch(batch, res, info, fmt.Errorf("outbox: read keys: %w", err))
+				return
 			}
 			if ok {
 				dups[req.Kind]++
@@ -105,9 +118,11 @@ func (o *Outbox) commitLog(batch []Request, res []result) []result {
 		}
 		size := uint64(len(data) + 1)
 		if used+size > max {
-			return direct()
+			direct()
+			return
 		}
 		used += size
+		g.bytes += size
 		lastSeq++
 		ents = append(ents, walEntry{seq: lastSeq, kind: req.Kind, key: req.Key, data: data})
 		if req.Key != nil {
@@ -124,29 +139,53 @@ func (o *Outbox) commitLog(batch []Request, res []result) []result {
 	}
 	t1 := time.Now()
 	info.Build = t1.Sub(t0)
+	g.ents, g.dups, g.seqAfter, g.info, g.start = ents, dups, lastSeq, info, t1
+	g.off, g.last = o.wal.off, o.wal.last
 	if len(ents) > 0 {
 		if !walFits(ents) {
-			return direct()
+			direct()
+			return
 		}
-		err := o.wal.append(ents, o.applied.Load() >= o.wal.last)
+		err := o.wal.write(ents, o.applied.Load() >= o.wal.last)
 		if errors.Is(err, errWALFull) {
-			// Wait for the applier to apply everything logged, then
-			// start the log again.
-			if err = o.drain(); err == nil {
-				err = o.wal.append(ents, true)
+			// Wait for the groups before it, then for the applier to
+			// apply everything logged, then start the log again. A
+			// failed sync meanwhile fails this batch too: its seqs
+			// followed the failed groups'.
+			if o.waitLog() {
+				err = errLogFailed
+			} else if err = o.drain(); err == nil {
+				g.off, g.last = o.wal.off, o.wal.last
+				err = o.wal.write(ents, true)
 			}
 		}
 		o.lastLog.Store(time.Now().UnixNano())
 		if err != nil {
-			return o.failBatch(batch, res, info, err)
+			o.failBatch(batch, res, info, err)
+			return
 		}
-		info.Writes = 1
+		for _, e := range ents {
+			if e.key != nil {
+				o.logKeys[string(e.key)] = e.seq
+			}
+		}
+		o.syncLog(g)
+	} else {
+		g.durable = true
 	}
-	info.Commit = time.Since(t1)
-	for _, e := range ents {
-		if e.key != nil {
-			o.logKeys[string(e.key)] = e.seq
-		}
+	o.inflight = append(o.inflight, g)
+	o.finishDurable()
+}
+
+// finishLog completes a durable group: its records become visible
+// (Pending, Stats) and go to the applier with the batch's other requests,
+// and their Done is called.
+func (o *Outbox) finishLog(g *logGroup) {
+	batch, res, ents, info := g.batch, g.res, g.ents, g.info
+	if len(ents) > 0 {
+		info.Commit = time.Since(g.start)
+		info.Writes = 1
+		o.lastLog.Store(time.Now().UnixNano())
 	}
 	// The requests without a record, and the checkpoints of those with
 	// one (whose Done then waits for them), go to the applier.
@@ -170,7 +209,9 @@ func (o *Outbox) commitLog(batch []Request, res []result) []result {
 	// The records become visible (Stats, Pending) with their item queued
 	// for the applier, under one lock.
 	o.mu.Lock()
-	o.lastSeq = lastSeq
+	if len(ents) > 0 {
+		o.lastSeq = g.seqAfter
+	}
 	o.logged = append(o.logged, ents...)
 	for _, e := range ents {
 		ks := &o.kinds[e.kind]
@@ -178,11 +219,11 @@ func (o *Outbox) commitLog(batch []Request, res []result) []result {
 		ks.Depth++
 		ks.Bytes += uint64(len(e.data) + 1)
 	}
-	for k, n := range dups {
+	for k, n := range g.dups {
 		o.kinds[k].Duplicates += n
 	}
-	if len(ents) > 0 || len(others) > 0 || dups != [numKinds]uint64{} {
-		o.enqueue(applyItem{ents: ents, dups: dups, reqs: others})
+	if len(ents) > 0 || len(others) > 0 || g.dups != [numKinds]uint64{} {
+		o.enqueue(applyItem{ents: ents, dups: g.dups, reqs: others})
 	}
 	o.mu.Unlock()
 	if len(ents) > 0 {
@@ -200,7 +241,6 @@ func (o *Outbox) commitLog(batch []Request, res []result) []result {
 			req.Done(res[i].seq, res[i].err)
 		}
 	}
-	return res
 }
 
 // commitDirect commits batch in the bbolt file (commit) once the applier

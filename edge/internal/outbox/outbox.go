@@ -5,19 +5,22 @@
 // Group commit. Appends go to one writer goroutine, which takes everything
 // queued (up to Options.MaxBatch records), gives the records their seqs,
 // writes them as one record of the write-ahead log (wal.go: one write,
-// one fdatasync) and then calls each record's Done. The MQTT message a
-// record came from is acknowledged from Done, after that sync, so a record
-// whose Done reported success survives kill -9 and power loss. Another
-// goroutine, the applier (apply.go), then commits the logged records, with
-// the checkpoints and deletions behind them, in the bbolt file (where a
-// commit writes every page it touched, syncs, writes the meta page and
-// syncs again), at a quiet moment of the log (Options.ApplyQuiet, at most
-// ApplyDelay later); the log's space is reused once the file has them, and
-// Open replays into the file what the log holds beyond it. Pending and
-// Stats include logged records at once. A batch the drop policy has to
-// make room for, or one too big for the log, is committed in the bbolt
-// file directly once the applier has caught up (Options.NoWAL: every
-// batch, as before the log).
+// one fdatasync) and then calls each record's Done. The writer does not
+// wait for the sync before it writes the next group: up to
+// Options.LogSyncs syncs are in flight, and groups complete in log order
+// (logsync.go). The MQTT message a record came from is acknowledged from
+// Done, after that sync, so a record whose Done reported success survives
+// kill -9 and power loss. Another goroutine, the applier (apply.go), then
+// commits the logged records, with the checkpoints and deletions behind
+// them, in the bbolt file (where a commit writes every page it touched,
+// syncs, writes the meta page and syncs again), at a quiet moment of the
+// log (Options.ApplyQuiet, at most ApplyDelay later); the log's space is
+// reused once the file has them, and Open replays into the file what the
+// log holds beyond it. Pending and Stats include logged records once they
+// are durable. A batch the drop policy has to make room for, or one too
+// big for the log, is committed in the bbolt file directly once the
+// groups before it are durable and the applier has caught up
+// (Options.NoWAL: every batch, as before the log).
 //
 // Deletions. The uplink deletes acknowledged records with DeleteLater: the
 // deletions ride on the next commit the writer makes anyway instead of a
@@ -81,6 +84,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -201,6 +205,13 @@ type Options struct {
 	// but lets nothing wait more than ApplyDelay. Flushes and requests
 	// that are not Lazy do not wait. Defaults 5ms, 100ms and 250ms.
 	ApplyQuiet, ApplyEvery, ApplyDelay time.Duration
+	// LogSyncs bounds the write-ahead log's syncs in flight at once
+	// (logsync.go): the writer writes the next group while earlier ones
+	// sync. Default 4; 1 syncs one group at a time, as before the
+	// pipeline.
+	LogSyncs int
+
+	syncLog func(*os.File) error // tests: fdatasync
 }
 
 // CommitInfo describes one transaction of the writer, for
@@ -229,7 +240,9 @@ type CommitInfo struct {
 	// write-ahead log (their Done called), checkpoints and deletions moved
 	// into the bbolt file, on no append's path. Otherwise the commit is the
 	// one appends wait for: with the log, Build is the time before the log
-	// write, Commit the log's write and fdatasync, Writes 1.
+	// write, Commit the time from the log's write until the group is
+	// durable (its fdatasync, or a later one that covers it, has
+	// returned), Writes 1.
 	Apply bool
 }
 
@@ -257,6 +270,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ApplyEvery <= 0 {
 		o.ApplyEvery = 100 * time.Millisecond
+	}
+	if o.LogSyncs <= 0 {
+		o.LogSyncs = 4
+	}
+	if o.syncLog == nil {
+		o.syncLog = fdatasync
 	}
 	return o
 }
@@ -372,6 +391,13 @@ type Outbox struct {
 	// logged are the logged records not yet in the bbolt file, in seq
 	// order (mu): Pending returns them after the file's.
 	logged []walEntry
+	// The writer's log pipeline (logsync.go): groups written and not yet
+	// complete, in log order; finished syncs; the files free for a sync.
+	inflight  []*logGroup
+	nextGroup uint64
+	logFails  uint64
+	synced    chan logSync
+	syncFiles []*os.File
 
 	incarnation string
 }
@@ -511,6 +537,10 @@ func (o *Outbox) openLog(path string) error {
 		return fmt.Errorf("outbox: replay log %s: %w", path, err)
 	}
 	o.wal = w
+	if err := o.openSyncFiles(path); err != nil {
+		w.close()
+		return err
+	}
 	return nil
 }
 
@@ -858,15 +888,29 @@ func (o *Outbox) writer() {
 	if o.wal != nil {
 		kick = nil // the applier commits the deletions
 	}
+	var synced chan logSync
+	if o.wal != nil {
+		synced = o.synced
+	}
 	for {
 		batch = batch[:0]
+		queue := o.queue
+		if o.wal != nil && !o.canLog() {
+			queue = nil // every log sync busy: wait for one
+		}
 		select {
-		case req, ok := <-o.queue:
+		case s := <-synced:
+			o.syncDone(s)
+			continue
+		case req, ok := <-queue:
 			if !ok {
 				// Closed and drained: commit the deletions still queued.
 				if o.wal != nil {
+					o.waitLog()
+					o.waitSyncs()
 					o.enqueue(applyItem{stop: true})
 					<-o.applyDone
+					o.closeSyncFiles()
 					o.wal.close()
 					return
 				}
@@ -895,7 +939,7 @@ func (o *Outbox) writer() {
 			timerC = nil
 		}
 		if o.wal != nil {
-			res = o.commitLog(batch, res[:0])
+			o.commitLog(batch)
 		} else {
 			res = o.commit(batch, res[:0])
 		}

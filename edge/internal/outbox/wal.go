@@ -222,6 +222,24 @@ func decodeWAL(p []byte) (ents []walEntry, ok bool) {
 // restart says that bbolt holds every record written before: the record
 // goes to offset 0. errWALFull: it does not fit; nothing was written.
 func (w *wal) append(ents []walEntry, restart bool) error {
+	off, last := w.off, w.last
+	if err := w.write(ents, restart); err != nil {
+		return err
+	}
+	if !w.noSync {
+		if err := fdatasync(w.f); err != nil {
+			w.off, w.last = off, last
+			return fmt.Errorf("outbox: sync log: %w", err)
+		}
+	}
+	return nil
+}
+
+// write writes ents (consecutive seqs) as one record, without syncing it,
+// and moves the log's end past it. restart says that bbolt holds every
+// record written before: the record goes to offset 0. errWALFull: it does
+// not fit; nothing was written.
+func (w *wal) write(ents []walEntry, restart bool) error {
 	b := w.buf[:0]
 	b = binary.BigEndian.AppendUint32(b, walMagic)
 	b = binary.BigEndian.AppendUint32(b, 0) // n
@@ -248,11 +266,6 @@ func (w *wal) append(ents []walEntry, restart bool) error {
 	}
 	if _, err := w.f.WriteAt(b, off); err != nil {
 		return fmt.Errorf("outbox: write log: %w", err)
-	}
-	if !w.noSync {
-		if err := fdatasync(w.f); err != nil {
-			return fmt.Errorf("outbox: sync log: %w", err)
-		}
 	}
 	w.off = off + int64(len(b))
 	w.last = ents[len(ents)-1].seq
