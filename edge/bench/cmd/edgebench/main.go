@@ -56,6 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		c.AgentEnv = append(c.AgentEnv, v)
 		return nil
 	})
+	fs.StringVar(&c.NATSDir, "nats-dir", "", "put the embedded NATS server's JetStream store (the cloud's, not the gateway's) in a temporary directory under `DIR`, e.g. /dev/shm (default: with the other files)")
 	fs.StringVar(&keep, "dir", "", "keep the brokers' and agents' files (logs, outboxes) in `DIR` (default: a temporary directory, removed)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {

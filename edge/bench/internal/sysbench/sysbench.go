@@ -66,6 +66,11 @@ type Config struct {
 	// Dir holds the servers' and agents' files. Default a temporary
 	// directory, removed afterwards.
 	Dir string
+	// NATSDir, if set, is where the embedded NATS server (the cloud's side)
+	// keeps its JetStream store, in a temporary directory removed
+	// afterwards, instead of under Dir: e.g. /dev/shm, so that only the
+	// gateway's own files (broker, agent) are on the disk measured.
+	NATSDir string
 	// Log receives progress. Default io.Discard.
 	Log io.Writer
 }
@@ -132,6 +137,11 @@ type SteadyRun struct {
 	// Outbox splits the outbox writer's time in the window (the agent's
 	// outpost_edge_outbox_* metrics; zero when it has none).
 	Outbox OutboxSplit
+	// WakeP50 and WakeP99 are how late a 1 ms sleep in the benchmark's
+	// own process woke up during the window: the machine's CPU contention,
+	// a floor under any latency that needs a thread woken (the agent's
+	// commit needs several: its sync's writes, the kernel's cache flush).
+	WakeP50, WakeP99 time.Duration
 }
 
 // OutboxSplit is where the outbox writer's time went in a steady run's
@@ -184,7 +194,16 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 		}
 		res.Arm64Bytes = st.Size()
 	}
-	ns, err := startNATS(filepath.Join(c.Dir, "nats"))
+	natsDir := filepath.Join(c.Dir, "nats")
+	if c.NATSDir != "" {
+		d, err := os.MkdirTemp(c.NATSDir, "edgebench-nats-")
+		if err != nil {
+			return nil, fmt.Errorf("sysbench: %w", err)
+		}
+		defer os.RemoveAll(d)
+		natsDir = d
+	}
+	ns, err := startNATS(natsDir)
 	if err != nil {
 		return nil, fmt.Errorf("sysbench: %w", err)
 	}
@@ -211,6 +230,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 				fmt.Fprintf(c.Log, "  applied to bbolt in the background: %.0f transactions, p50 %v p99 %v\n", o.Applies, o.ApplyP50, o.ApplyP99)
 			}
 		}
+		fmt.Fprintf(c.Log, "  a 1 ms sleep in the benchmark process woke up late by p50 %v p99 %v (CPU contention)\n", s.WakeP50, s.WakeP99)
 		res.Steady = append(res.Steady, s)
 	}
 	return res, nil
@@ -356,11 +376,14 @@ func steadyRun(ctx context.Context, c Config, natsURL string, run int) (SteadyRu
 	if err != nil {
 		return r, err
 	}
+	wake := startWakeProbe()
 	select {
 	case <-time.After(c.SteadyFor):
 	case <-ctx.Done():
+		wake.stop()
 		return r, ctx.Err()
 	}
+	r.WakeP50, r.WakeP99 = wake.stop()
 	s2, err := scrape(ag.metrics)
 	if err != nil {
 		return r, err
@@ -404,6 +427,43 @@ func steadyRun(ctx context.Context, c Config, natsURL string, run int) (SteadyRu
 	}
 	r.Outbox = outboxSplit(s1, s2)
 	return r, nil
+}
+
+// wakeProbe sleeps 1 ms at a time on its own goroutine and records how
+// late each sleep ends.
+type wakeProbe struct {
+	done chan struct{}
+	late chan []time.Duration
+}
+
+func startWakeProbe() *wakeProbe {
+	p := &wakeProbe{done: make(chan struct{}), late: make(chan []time.Duration, 1)}
+	go func() {
+		var late []time.Duration
+		for {
+			select {
+			case <-p.done:
+				p.late <- late
+				return
+			default:
+			}
+			t := time.Now()
+			time.Sleep(time.Millisecond)
+			late = append(late, time.Since(t)-time.Millisecond)
+		}
+	}()
+	return p
+}
+
+// stop ends the probe and returns the p50 and p99 of the lateness.
+func (p *wakeProbe) stop() (p50, p99 time.Duration) {
+	close(p.done)
+	late := <-p.late
+	if len(late) == 0 {
+		return -1, -1
+	}
+	sort.Slice(late, func(i, j int) bool { return late[i] < late[j] })
+	return late[len(late)/2], late[len(late)*99/100]
 }
 
 // outboxSplit reads the outbox writer's histograms between two scrapes.
