@@ -76,8 +76,11 @@ func TestDashboardInChromium(t *testing.T) {
 			t.Fatalf("publish on %s: %v", subject, err)
 		}
 	}
+	// One state is published, no heartbeats follow: its stated interval
+	// must keep the device online (3 intervals) for the whole test, however
+	// slowly a loaded machine renders the page.
 	publish(names.StateSubject(agent), 0, wire.State{
-		Agent: agent, TS: now, Heartbeat: wire.Duration(5 * time.Second), Version: "v9.9.9-dash",
+		Agent: agent, TS: now, Heartbeat: wire.Duration(5 * time.Minute), Version: "v9.9.9-dash",
 		Profile: "press-line", Revision: 3, Started: now.Add(-time.Minute),
 		Models: map[string]string{stream: "zscore@1"}, Readings: 1000, OutboxDepth: 7, OutboxBytes: 2048,
 		Drops: 2, LastError: "uplink: dashboard test error",

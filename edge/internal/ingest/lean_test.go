@@ -52,13 +52,20 @@ func TestLeanSessionAcrossBrokerRestart(t *testing.T) {
 			// "user root": run as root, mosquitto would switch to its own
 			// user, which cannot write the test's directory, and lose
 			// the sessions it should persist.
-			mq := testenv.StartMosquitto(t, fmt.Sprintf("persistence %v", persist), "user root")
+			mq := testenv.StartMosquitto(t, fmt.Sprintf("persistence %v", persist), "user root", "log_type all")
 			r := &recorder{skip: "2"}
 			c := start(t, mq.URL(), r, false)
 			defer c.Close()
 			publish(t, mq.URL(), "1", "2", "3")
 			waitFor(t, "three messages", func() bool { return r.has("1") && r.has("2") && r.has("3") })
-			time.Sleep(50 * time.Millisecond) // let the acknowledgements out (held at most 1 ms)
+			// Restart only once mosquitto has read the two acknowledgements
+			// (they leave within 1 ms, but a loaded machine may take longer
+			// to send and read them; one still unread would be redelivered).
+			acked := func() int { return strings.Count(mq.Log(), "Received PUBACK from outpost-edge-test") }
+			waitFor(t, "mosquitto to read the PUBACKs of 1 and 3", func() bool { return acked() >= 2 })
+			if n := acked(); n != 2 {
+				t.Fatalf("mosquitto read %d PUBACKs, want 2 (message 2 is not acknowledged):\n%s", n, mq.Log())
+			}
 			mq.Restart()
 			waitFor(t, "the reconnect", func() bool { return c.Stats().Connects >= 2 && c.Connected() })
 			st := c.Stats()

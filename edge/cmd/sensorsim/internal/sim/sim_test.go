@@ -317,6 +317,7 @@ func TestReplayNowLoopCount(t *testing.T) {
 // acknowledged.
 func TestReplayCancel(t *testing.T) {
 	mq := testenv.StartMosquitto(t)
+	sub := subscribe(t, mq.URL(), "sensors/#")
 	f := writeFile(t, t.TempDir(), "s.csv", smoothCSV(10, "value"))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -327,7 +328,9 @@ func TestReplayCancel(t *testing.T) {
 		// One data minute per wall hour: only the first reading is due.
 		res, err = Run(ctx, Config{MQTTURL: mq.URL(), Files: []string{f}, Speedup: 1.0 / 60})
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// Cancel once the first reading is out (a fixed sleep could cancel a
+	// slow connect before anything was sent).
+	sub.wait(t, 1)
 	cancel()
 	select {
 	case <-done:
