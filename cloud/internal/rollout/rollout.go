@@ -12,7 +12,8 @@
 //     their desired state (revision+1, Models[stream] = model). Each must
 //     report the model in State.Models[stream] within SwapTimeout; a new
 //     LastError before it does (one that differs from its LastError at the
-//     start) fails it.
+//     start, and is not its refusal of another model: a late report of an
+//     earlier rollout) fails it.
 //  3. baking: for Bake, each canary must keep reporting the model, raise no
 //     new error, and stay within the rate bounds: over the bake, its
 //     anomaly rate (anomalies / readings since the swap) must be at most
@@ -515,7 +516,7 @@ func (c *Controller) check(r *api.Rollout, devs map[string]api.Device, canaries 
 			continue
 		}
 		d := devs[a.ID]
-		newErr := d.LastError != "" && d.LastError != a.BeforeError
+		newErr := d.LastError != "" && d.LastError != a.BeforeError && !refusesOtherModel(r, d.LastError)
 		switch a.Phase {
 		case api.PhaseDesired:
 			switch {
@@ -548,6 +549,18 @@ func (c *Controller) check(r *api.Rollout, devs map[string]api.Device, canaries 
 		}
 	}
 	return false
+}
+
+// refusesOtherModel reports whether lastErr is an agent's refusal of a
+// model other than the one model rollout r gives ("model vib@2 for
+// sensors/x refused (...)"): a late report from an earlier rollout, which
+// must not fail this one. Config rollouts count every new error.
+func refusesOtherModel(r *api.Rollout, lastErr string) bool {
+	if r.Kind == api.KindConfig {
+		return false
+	}
+	f := strings.Fields(lastErr)
+	return len(f) > 2 && f[0] == "model" && f[1] != r.Model && strings.Contains(lastErr, " refused (")
 }
 
 // runs reports whether device d reports running what r gives.

@@ -258,6 +258,19 @@ func TestRolloutFiftyAgents(t *testing.T) {
 		}
 	}
 
+	// The canaries report the refusal in their next state; the first to
+	// arrive rolled the rollout back, the other may still be on its way. A
+	// rollout started before the registry has it would take that report
+	// for a new error of its own canary: wait for both.
+	waitFor(t, 10*time.Second, "the canaries' refusals in the registry", func() bool {
+		n := 0
+		for _, d := range e.svc.Registry().Devices() {
+			if (d.ID == "gw-0000" || d.ID == "gw-0001") && strings.Contains(d.LastError, "arena") {
+				n++
+			}
+		}
+		return n == 2
+	})
 	good, err := e.client.StartRollout(ctx, api.RolloutStartRequest{
 		Model: modelGood, To: "all", Canary: "10%", Bake: wire.Duration(time.Second), SwapTimeout: wire.Duration(20 * time.Second), BatchSize: 20,
 	})
