@@ -128,14 +128,20 @@ func TestCheckpointInterval(t *testing.T) {
 			topic := "sensors/cp/temp"
 			publishRange(t, pub, topic, 0, 60) // the window (40) warms up
 			waitFor(t, "the warm-up readings", func() bool { return a.State().Readings == 60 })
-			time.Sleep(100 * time.Millisecond) // the warm-up's checkpoints committed
+			// The warm-up's checkpoints committed (Flush waits for the
+			// lazy ones queued before it).
+			if err := a.box.Flush(); err != nil {
+				t.Fatal(err)
+			}
 			before := checkpointEntries(t, a)
 			for i := 0; i < 15; i++ {
 				publishRange(t, pub, topic, 60+5*i, 5)
 				time.Sleep(100 * time.Millisecond)
 			}
 			waitFor(t, "the readings", func() bool { return a.State().Readings == 135 })
-			time.Sleep(300 * time.Millisecond) // a lazy checkpoint is applied within 250ms
+			if err := a.box.Flush(); err != nil { // the lazy checkpoints applied
+				t.Fatal(err)
+			}
 			n := checkpointEntries(t, a) - before
 			if n < tc.min || n > tc.max {
 				t.Fatalf("checkpoint_interval %v: %v checkpoint entries stored in 1.5 s of readings, want %v to %v", tc.every, n, tc.min, tc.max)

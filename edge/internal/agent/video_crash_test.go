@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -235,10 +236,21 @@ func TestVideoCrashRestart(t *testing.T) {
 	})
 
 	published := make(chan struct{})
+	var interrupted atomic.Int32
 	go func() {
 		defer close(published)
 		// About 10 buckets a second: the interruptions fall all along.
 		for i := 0; i < len(frames); i += 25 {
+			// Half way, on a machine slow to restart the agent: hold
+			// cam-1's second half until 4 interruptions are done,
+			// keeping buckets coming on the probe camera meanwhile (the
+			// interruptions wait for judged buckets).
+			for deadline := time.Now().Add(60 * time.Second); i >= len(frames)/2 && interrupted.Load() < 4 && time.Now().Before(deadline); {
+				ts := videoT0.Add(time.Duration(probe) * time.Second)
+				probe++
+				pub.Publish("cameras/probe/detections", 1, false, fmt.Sprintf(`{"camera":"probe","ts":%q,"objects":[]}`, ts.Format(time.RFC3339Nano))).Wait()
+				time.Sleep(100 * time.Millisecond)
+			}
 			publishFrames(t, pub, "cam-1", frames, i, min(i+25, len(frames)))
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -263,6 +275,7 @@ func TestVideoCrashRestart(t *testing.T) {
 			t.Fatalf("stopped agent: %v", err)
 		}
 		interruptions++
+		interrupted.Store(int32(interruptions))
 		fmt.Fprintf(logf, "{\"test\":\"interruption %d\"}\n", k+1)
 		start()
 	}
