@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -165,6 +166,18 @@ func (l *lean) stopping() bool {
 	}
 }
 
+// closedAfterHandshake says why a TLS connection may end right after its
+// handshake: with TLS 1.3 the broker checks the client's certificate only
+// then, and its alert saying why ("unknown certificate authority",
+// "certificate required") can be lost when the connection is reset or
+// closed before it is read. err is returned unchanged otherwise.
+func (l *lean) closedAfterHandshake(err error) error {
+	if l.tls == nil || !(errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
+		return err
+	}
+	return fmt.Errorf("%w (the broker closed the connection right after the TLS handshake, as a TLS 1.3 broker does when it refuses the client certificate: check mqtt.tls cert_file and key_file against the broker's CA)", err)
+}
+
 // connect dials, sends CONNECT and reads the CONNACK; it returns whether
 // the broker kept a session for the client id.
 func (l *lean) connect() (net.Conn, bool, error) {
@@ -199,13 +212,13 @@ func (l *lean) connect() (net.Conn, bool, error) {
 	conn.SetDeadline(time.Now().Add(connectTimeout))
 	if _, err := conn.Write(pkt); err != nil {
 		conn.Close()
-		return nil, false, fmt.Errorf("ingest: send CONNECT to %s: %w", l.host, err)
+		return nil, false, fmt.Errorf("ingest: send CONNECT to %s: %w", l.host, l.closedAfterHandshake(err))
 	}
 	l.r, l.w, l.skip, l.small = 0, 0, 0, false
 	h, body, err := l.next(conn)
 	if err != nil {
 		conn.Close()
-		return nil, false, fmt.Errorf("ingest: waiting for CONNACK from %s: %w", l.host, err)
+		return nil, false, fmt.Errorf("ingest: waiting for CONNACK from %s: %w", l.host, l.closedAfterHandshake(err))
 	}
 	if h.typ != pktConnack {
 		conn.Close()

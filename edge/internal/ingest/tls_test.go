@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -85,7 +86,10 @@ func TestTLSClientCertificate(t *testing.T) {
 	}{
 		{"no client certificate", &profile.MQTTTLS{CAFile: pki.CAFile}, "certificate"},
 		{"another CA", &profile.MQTTTLS{CAFile: other.CAFile, CertFile: pki.ClientCert, KeyFile: pki.ClientKey}, "unknown authority"},
-		{"client certificate of another CA", &profile.MQTTTLS{CAFile: pki.CAFile, CertFile: other.ClientCert, KeyFile: other.ClientKey}, "unknown certificate authority"},
+		// The broker refuses a client certificate after the TLS 1.3
+		// handshake: its alert ("unknown certificate authority") or, when
+		// the reset beats the alert, the client's own explanation.
+		{"client certificate of another CA", &profile.MQTTTLS{CAFile: pki.CAFile, CertFile: other.ClientCert, KeyFile: other.ClientKey}, "certificate"},
 	} {
 		t.Run(bad.name, func(t *testing.T) { connectFails(t, url, loadTLS(t, bad.tls), bad.want) })
 	}
@@ -114,11 +118,63 @@ func connectFails(t *testing.T, url string, tlsCfg *tls.Config, want string) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	waitFor(t, "two failed connects", func() bool {
-		return len(logs.matching("mqtt connect failed", want)) >= 2
-	})
+	deadline := time.Now().Add(20 * time.Second)
+	for len(logs.matching("mqtt connect failed", want)) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for two failed connects saying %q; logged:\n%s", want, strings.Join(logs.matching("", ""), "\n"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if c.Connected() || c.Stats().Connects != 0 {
 		t.Fatalf("connected (%d connects) without valid credentials", c.Stats().Connects)
 	}
 	t.Logf("logged: %s", logs.matching("mqtt connect failed", want)[0])
+}
+
+// TestTLSResetAfterHandshake: a TLS 1.3 server that drops the connection
+// right after the handshake without an alert (a broker refusing the client
+// certificate when its reset beats its alert) makes the lean client log a
+// connect error that says what that usually means.
+func TestTLSResetAfterHandshake(t *testing.T) {
+	pki := testenv.NewPKI(t)
+	cert, err := tls.LoadX509KeyPair(pki.ServerCert, pki.ServerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})
+			if tc.Handshake() == nil {
+				// Wait for CONNECT, then reset (SO_LINGER 0).
+				buf := make([]byte, 1)
+				_, _ = tc.Read(buf)
+			}
+			c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		}
+	}()
+	logs := &logRecorder{}
+	c, err := Start(Config{URL: "mqtts://" + ln.Addr().String(), ClientID: "tls-reset", QoS: 1, Filters: []string{"sensors/+/+"},
+		Handler: (&recorder{}).handle, Logger: slog.New(logs), TLS: loadTLS(t, &profile.MQTTTLS{CAFile: pki.CAFile})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for len(logs.matching("mqtt connect failed", "right after the TLS handshake")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no connect error explaining the reset; logged:\n%s", strings.Join(logs.matching("", ""), "\n"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("logged: %s", logs.matching("mqtt connect failed", "right after the TLS handshake")[0])
 }
