@@ -38,3 +38,27 @@ func TestCheckIgnoresOtherModelsRefusal(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckConfigErrorWhileBaking: a canary running pushed profile
+// press-line@3 that then reports an error about that profile (the agent
+// names it press-line.3) fails the rollout; an error about another
+// profile does not.
+func TestCheckConfigErrorWhileBaking(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	c := &Controller{cfg: Config{Now: func() time.Time { return now }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
+	for _, tc := range []struct {
+		lastErr string
+		fails   bool
+	}{
+		{"config press-line.3 refused (unhealthy): it failed its probation: no readings; back to the profile before it", true},
+		{"config press-line.2 refused (unhealthy): it failed its probation: no readings; back to the profile before it", false},
+		{"config press-line.33 refused (unhealthy): it failed its probation: no readings; back to the profile before it", false},
+	} {
+		r := &api.Rollout{ID: "r2", Kind: api.KindConfig, Config: "press-line@3", State: api.RolloutBaking, SwapTimeout: wire.Duration(time.Minute),
+			Agents: []api.RolloutAgent{{ID: "gw-0000", Canary: true, Phase: api.PhaseRunning, Since: now}}}
+		devs := map[string]api.Device{"gw-0000": {ID: "gw-0000", Profile: "press-line", Revision: 3, LastError: tc.lastErr}}
+		if got := c.check(r, devs, true); got != tc.fails {
+			t.Errorf("last error %q: failed %v, want %v (agent %+v)", tc.lastErr, got, tc.fails, r.Agents[0])
+		}
+	}
+}

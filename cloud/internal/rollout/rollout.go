@@ -535,7 +535,7 @@ func (c *Controller) check(r *api.Rollout, devs map[string]api.Device, canaries 
 			switch {
 			case !runs(r, d):
 				c.setPhase(a, api.PhaseFailed, fmt.Sprintf("stopped running %s", r.What()))
-			case newErr && strings.Contains(d.LastError, strings.TrimPrefix(r.What(), "config ")):
+			case newErr && errorNames(r, d.LastError):
 				c.setPhase(a, api.PhaseFailed, "reported: "+d.LastError)
 			}
 		}
@@ -561,6 +561,18 @@ func refusesOtherModel(r *api.Rollout, lastErr string) bool {
 	}
 	f := strings.Fields(lastErr)
 	return len(f) > 2 && f[0] == "model" && f[1] != r.Model && strings.Contains(lastErr, " refused (")
+}
+
+// errorNames reports whether an agent's error names what r gives: its
+// model, or its profile as the agent names it ("config press-line.3
+// refused ...": names.ConfigKey, where the rollout says press-line@3).
+func errorNames(r *api.Rollout, lastErr string) bool {
+	if r.Kind != api.KindConfig {
+		return strings.Contains(lastErr, r.Model)
+	}
+	name, rev, ok := strings.Cut(r.Config, "@")
+	n, err := strconv.ParseInt(rev, 10, 64)
+	return ok && err == nil && strings.Contains(lastErr, "config "+names.ConfigKey(name, n)+" ")
 }
 
 // runs reports whether device d reports running what r gives.
