@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -170,9 +171,19 @@ func (l *lean) stopping() bool {
 // handshake: with TLS 1.3 the broker checks the client's certificate only
 // then, and its alert saying why ("unknown certificate authority",
 // "certificate required") can be lost when the connection is reset or
-// closed before it is read. err is returned unchanged otherwise.
-func (l *lean) closedAfterHandshake(err error) error {
-	if l.tls == nil || !(errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
+// closed before it is read. err is returned unchanged otherwise, or
+// without TLS.
+func closedAfterHandshake(tlsOn bool, err error) error {
+	if !tlsOn || err == nil {
+		return err
+	}
+	closed := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	if !closed {
+		// paho flattens the errors it reports into text.
+		msg := err.Error()
+		closed = strings.HasSuffix(msg, "EOF") || strings.Contains(msg, "connection reset by peer") || strings.Contains(msg, "broken pipe")
+	}
+	if !closed {
 		return err
 	}
 	return fmt.Errorf("%w (the broker closed the connection right after the TLS handshake, as a TLS 1.3 broker does when it refuses the client certificate: check mqtt.tls cert_file and key_file against the broker's CA)", err)
@@ -212,13 +223,13 @@ func (l *lean) connect() (net.Conn, bool, error) {
 	conn.SetDeadline(time.Now().Add(connectTimeout))
 	if _, err := conn.Write(pkt); err != nil {
 		conn.Close()
-		return nil, false, fmt.Errorf("ingest: send CONNECT to %s: %w", l.host, l.closedAfterHandshake(err))
+		return nil, false, fmt.Errorf("ingest: send CONNECT to %s: %w", l.host, closedAfterHandshake(l.tls != nil, err))
 	}
 	l.r, l.w, l.skip, l.small = 0, 0, 0, false
 	h, body, err := l.next(conn)
 	if err != nil {
 		conn.Close()
-		return nil, false, fmt.Errorf("ingest: waiting for CONNACK from %s: %w", l.host, l.closedAfterHandshake(err))
+		return nil, false, fmt.Errorf("ingest: waiting for CONNACK from %s: %w", l.host, closedAfterHandshake(l.tls != nil, err))
 	}
 	if h.typ != pktConnack {
 		conn.Close()

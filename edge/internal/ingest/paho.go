@@ -91,6 +91,7 @@ func (c *Client) pahoConnect() {
 		if err == nil {
 			return
 		}
+		err = closedAfterHandshake(c.cfg.TLS != nil, err)
 		c.log.Warn("mqtt connect failed", "broker", c.cfg.URL, "err", err, "retry_in", backoff)
 		select {
 		case <-time.After(backoff):

@@ -162,19 +162,23 @@ func TestTLSResetAfterHandshake(t *testing.T) {
 			c.Close()
 		}
 	}()
-	logs := &logRecorder{}
-	c, err := Start(Config{URL: "mqtts://" + ln.Addr().String(), ClientID: "tls-reset", QoS: 1, Filters: []string{"sensors/+/+"},
-		Handler: (&recorder{}).handle, Logger: slog.New(logs), TLS: loadTLS(t, &profile.MQTTTLS{CAFile: pki.CAFile})})
-	if err != nil {
-		t.Fatal(err)
+	for _, cl := range clients {
+		t.Run(cl.name, func(t *testing.T) {
+			logs := &logRecorder{}
+			c, err := Start(Config{URL: "mqtts://" + ln.Addr().String(), ClientID: "tls-reset", QoS: 1, Filters: []string{"sensors/+/+"},
+				Handler: (&recorder{}).handle, Logger: slog.New(logs), TLS: loadTLS(t, &profile.MQTTTLS{CAFile: pki.CAFile}), Paho: cl.paho})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			deadline := time.Now().Add(20 * time.Second)
+			for len(logs.matching("mqtt connect failed", "right after the TLS handshake")) == 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("no connect error explaining the reset; logged:\n%s", strings.Join(logs.matching("", ""), "\n"))
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			t.Logf("logged: %s", logs.matching("mqtt connect failed", "right after the TLS handshake")[0])
+		})
 	}
-	defer c.Close()
-	deadline := time.Now().Add(20 * time.Second)
-	for len(logs.matching("mqtt connect failed", "right after the TLS handshake")) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no connect error explaining the reset; logged:\n%s", strings.Join(logs.matching("", ""), "\n"))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Logf("logged: %s", logs.matching("mqtt connect failed", "right after the TLS handshake")[0])
 }
