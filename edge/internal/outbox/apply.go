@@ -91,7 +91,6 @@ func (o *Outbox) commitLog(batch []Request) {
 	var ents []walEntry
 	var dups [numKinds]uint64
 	for i, req := range batch {
-		res[i] = result{}
 		if req.Build == nil {
 			continue
 		}

@@ -218,23 +218,6 @@ func decodeWAL(p []byte) (ents []walEntry, ok bool) {
 	return ents, len(p) == 0
 }
 
-// append writes ents (consecutive seqs) as one record and syncs the log.
-// restart says that bbolt holds every record written before: the record
-// goes to offset 0. errWALFull: it does not fit; nothing was written.
-func (w *wal) append(ents []walEntry, restart bool) error {
-	off, last := w.off, w.last
-	if err := w.write(ents, restart); err != nil {
-		return err
-	}
-	if !w.noSync {
-		if err := fdatasync(w.f); err != nil {
-			w.off, w.last = off, last
-			return fmt.Errorf("outbox: sync log: %w", err)
-		}
-	}
-	return nil
-}
-
 // write writes ents (consecutive seqs) as one record, without syncing it,
 // and moves the log's end past it. restart says that bbolt holds every
 // record written before: the record goes to offset 0. errWALFull: it does

@@ -190,7 +190,7 @@ func TestWALTornTail(t *testing.T) {
 			// earlier round whose seq does not follow, and noise.
 			if tc.name != "file cut" {
 				stale := wal{f: f, size: walSize, off: end}
-				if err := stale.append([]walEntry{{seq: 2, kind: KindEvent, data: []byte("stale")}}, false); err != nil {
+				if err := stale.write([]walEntry{{seq: 2, kind: KindEvent, data: []byte("stale")}}, false); err != nil {
 					t.Fatal(err)
 				}
 			}
