@@ -1,14 +1,12 @@
 package fleet
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,27 +18,9 @@ import (
 	"github.com/outpost-iot/outpost/shared/wire"
 )
 
-// syncBuffer is a bytes.Buffer safe for a command writing while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // run executes the root command in-process and returns stdout and stderr.
 func run(ctx context.Context, args ...string) (string, string, error) {
-	var out, errb syncBuffer
+	var out, errb testenv.Buffer
 	err := runTo(ctx, &out, &errb, args...)
 	return out.String(), errb.String(), err
 }
@@ -195,7 +175,7 @@ func TestFleetEventsTail(t *testing.T) {
 	publish(t, js, names.EventSubject("gw-old"), event("gw-old", 1), names.MsgID("gw-old", 1))
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errb syncBuffer
+	var out, errb testenv.Buffer
 	done := make(chan error, 1)
 	go func() { done <- runTo(ctx, &out, &errb, "--nats", svc.NATSURL(), "events", "tail", "-o", "json") }()
 	waitFor(t, "tail to start", func() bool { return strings.Contains(errb.String(), "following") })

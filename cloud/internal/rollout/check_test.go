@@ -11,13 +11,18 @@ import (
 	"github.com/outpost-iot/outpost/shared/wire"
 )
 
+// checkController is a Controller whose clock stands still, for check.
+func checkController() (time.Time, *Controller) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	return now, &Controller{cfg: Config{Now: func() time.Time { return now }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
+}
+
 // TestCheckIgnoresOtherModelsRefusal: a canary waiting for model vib@3
 // whose state still carries its refusal of vib@2 (a report of the rollout
 // before, arriving late) is not failed by it; a refusal of vib@3 itself,
 // or any other new error, fails it.
 func TestCheckIgnoresOtherModelsRefusal(t *testing.T) {
-	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	c := &Controller{cfg: Config{Now: func() time.Time { return now }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
+	now, c := checkController()
 	for _, tc := range []struct {
 		lastErr string
 		fails   bool
@@ -44,8 +49,7 @@ func TestCheckIgnoresOtherModelsRefusal(t *testing.T) {
 // names it press-line.3) fails the rollout; an error about another
 // profile does not.
 func TestCheckConfigErrorWhileBaking(t *testing.T) {
-	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	c := &Controller{cfg: Config{Now: func() time.Time { return now }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
+	now, c := checkController()
 	for _, tc := range []struct {
 		lastErr string
 		fails   bool

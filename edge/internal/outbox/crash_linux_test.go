@@ -4,7 +4,6 @@ package outbox
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/outpost-iot/outpost/shared/testenv"
 )
 
 // TestCrashChildAppends is the child of TestCrashKill9Log: it appends keyed
@@ -100,7 +101,7 @@ func TestCrashKill9Log(t *testing.T) {
 	for round := 0; round < 12; round++ {
 		cmd := exec.Command(os.Args[0], "-test.run", "^TestCrashChildAppends$", "-test.v")
 		cmd.Env = append(os.Environ(), "OUTBOX_CRASH_CHILD="+path, "OUTBOX_CRASH_ROUND="+strconv.Itoa(round))
-		var stdout lockedBuffer
+		var stdout testenv.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stdout
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -110,7 +111,7 @@ func TestCrashKill9Log(t *testing.T) {
 		// sync can take longer than the random delay.
 		waitFor := func(what string) {
 			deadline := time.Now().Add(20 * time.Second)
-			for !stdout.contains(what) {
+			for !stdout.Contains(what) {
 				if time.Now().After(deadline) {
 					cmd.Process.Kill()
 					cmd.Wait()
@@ -196,31 +197,6 @@ func TestCrashKill9Log(t *testing.T) {
 		}
 		t.Logf("round %d: %d acknowledged (%d in all), %d records held, last seq %d", round, n, len(acked), len(recs), st.LastSeq)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer that a child's output goroutine writes
-// while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) contains(s string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Contains(l.b.Bytes(), []byte(s))
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // tearLogTail does to the log what a power loss during a write does: the

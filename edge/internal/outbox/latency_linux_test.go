@@ -114,18 +114,26 @@ func BenchmarkEventLatency(b *testing.B) {
 	b.Run("bbolt", func(b *testing.B) { benchEventLatency(b, Options{NoWAL: true}) })
 }
 
-func benchEventLatency(b *testing.B, opts Options) {
-	var log commitLog
-	opts.OnCommit = log.add
+// openBench opens an outbox in benchDir with opts and returns it with a
+// checkpoint of 100 streams of 2 KB each, as the agent's.
+func openBench(b *testing.B, opts Options) (*Outbox, map[string][]byte) {
+	b.Helper()
 	o, err := Open(filepath.Join(benchDir(b), "o.db"), opts)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer o.Close()
 	cp := map[string][]byte{}
 	for s := 0; s < 100; s++ {
 		cp[fmt.Sprintf("detect/sensors/dev-%d/x", s)] = make([]byte, 2048)
 	}
+	return o, cp
+}
+
+func benchEventLatency(b *testing.B, opts Options) {
+	var log commitLog
+	opts.OnCommit = log.add
+	o, cp := openBench(b, opts)
+	defer o.Close()
 	lat := make([]time.Duration, b.N)
 	done := make(chan struct{}, b.N)
 	t0 := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
@@ -178,15 +186,8 @@ func BenchmarkEventBurst(b *testing.B) {
 }
 
 func benchEventBurst(b *testing.B, opts Options) {
-	o, err := Open(filepath.Join(benchDir(b), "o.db"), opts)
-	if err != nil {
-		b.Fatal(err)
-	}
+	o, cp := openBench(b, opts)
 	defer o.Close()
-	cp := map[string][]byte{}
-	for s := 0; s < 100; s++ {
-		cp[fmt.Sprintf("detect/sensors/dev-%d/x", s)] = make([]byte, 2048)
-	}
 	const per = 100
 	lat := make([]time.Duration, b.N*per)
 	done := make(chan struct{}, len(lat))

@@ -49,6 +49,17 @@ func (g *gatedSync) open() {
 	g.mu.Unlock()
 }
 
+// openGated opens an outbox at path with two log syncs in flight at most,
+// each going through a gatedSync.
+func openGated(t *testing.T, path string) (*Outbox, *gatedSync) {
+	t.Helper()
+	gate := newGatedSync()
+	opts := lazy
+	opts.LogSyncs = 2
+	opts.syncLog = gate.sync
+	return mustOpen(t, path, opts), gate
+}
+
 type appendResult struct {
 	seq uint64
 	err error
@@ -72,11 +83,7 @@ func appendData(o *Outbox, key, data string) <-chan appendResult {
 // acknowledged, in the outbox and after a restart.
 func TestLogSyncFailure(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "o.db")
-	gate := newGatedSync()
-	opts := lazy
-	opts.LogSyncs = 2
-	opts.syncLog = gate.sync
-	o := mustOpen(t, path, opts)
+	o, gate := openGated(t, path)
 	if seq, err := appendKeyed(t, o, "a"); err != nil || seq != 1 {
 		t.Fatalf("a: seq %d err %v", seq, err)
 	}
@@ -127,11 +134,7 @@ func TestLogSyncFailure(t *testing.T) {
 // earlier first, without waiting for the earlier group's own sync.
 func TestLogSyncCovers(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "o.db")
-	gate := newGatedSync()
-	opts := lazy
-	opts.LogSyncs = 2
-	opts.syncLog = gate.sync
-	o := mustOpen(t, path, opts)
+	o, gate := openGated(t, path)
 	var mu sync.Mutex
 	var order []string
 	done := func(key string, ch chan<- appendResult) func(uint64, error) {
