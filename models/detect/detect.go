@@ -183,6 +183,44 @@ type Config struct {
 	RangeWarmup int
 }
 
+// Source is the stage of a Detector that gave a judgement its score: the
+// scorer (with its likelihood stage), a channel, or the range rule. A
+// channel takes the score only when it is higher than the score so far,
+// so on a tie the earlier stage keeps it (scorer, novelty, volatility,
+// seasonal); the range rule, a rule rather than a score, wins a tie.
+type Source uint8
+
+// Sources.
+const (
+	// FromScorer: the scorer's own score (or its likelihood score).
+	FromScorer Source = iota
+	// FromNovelty, FromVolatility and FromSeasonal: the channel's
+	// likelihood score raised the score (Config.Novelty, Volatility,
+	// Seasonal).
+	FromNovelty
+	FromVolatility
+	FromSeasonal
+	// FromRange: the reading lay outside the stream's range
+	// (Config.RangeMargin); it wins a tie, being a rule, not a score.
+	FromRange
+)
+
+func (s Source) String() string {
+	switch s {
+	case FromScorer:
+		return "score"
+	case FromNovelty:
+		return "novelty"
+	case FromVolatility:
+		return "volatility"
+	case FromSeasonal:
+		return "seasonal"
+	case FromRange:
+		return "range"
+	}
+	return fmt.Sprintf("source(%d)", int(s))
+}
+
 // Judgement is the result of judging one reading.
 type Judgement struct {
 	// TS and Value are the reading judged (with Offer, not necessarily the
@@ -212,6 +250,9 @@ type Judgement struct {
 	// Seasonal is the seasonal channel's likelihood score
 	// (Config.Seasonal), like Volatility.
 	Seasonal float64
+	// Source is the stage that gave Score (the scorer, a channel that
+	// raised it, or the range rule).
+	Source Source
 	// Emit says this reading starts (or escalates) an incident and must be
 	// forwarded as an event of kind Level.
 	Emit bool
@@ -600,19 +641,21 @@ func (d *Detector) Judge(ts time.Time, v float64) Judgement {
 		held := d.novelHeld()
 		if novOK && j.Warm {
 			j.Novelty = nov
-			j.Score = d.lift(j.Score, nov, d.cfg.Novelty.High, held)
+			d.lift(&j, nov, d.cfg.Novelty.High, held, FromNovelty)
 		}
 		if volOK && j.Warm {
 			j.Volatility = vol
-			j.Score = d.lift(j.Score, vol, d.cfg.Volatility.High, held)
+			d.lift(&j, vol, d.cfg.Volatility.High, held, FromVolatility)
 		}
 		if seaOK && j.Warm {
 			j.Seasonal = sea
-			j.Score = d.lift(j.Score, sea, d.cfg.Seasonal.High, held)
+			d.lift(&j, sea, d.cfg.Seasonal.High, held, FromSeasonal)
 		}
 		if d.cfg.RangeMargin > 0 && d.rangeN >= uint64(d.cfg.RangeWarmup) && d.outOfRange(v) {
 			j.OutOfRange = true
-			j.Score = math.Max(j.Score, d.cfg.High)
+			if j.Score <= d.cfg.High {
+				j.Score, j.Source = d.cfg.High, FromRange
+			}
 		}
 		switch {
 		case j.Score >= d.cfg.High:
@@ -659,14 +702,17 @@ func (d *Detector) Judge(ts time.Time, v float64) Judgement {
 	return j
 }
 
-// lift returns score raised to a channel's likelihood score ch, scaled so
-// that the channel's high counts as the detector's High; during the
-// hold-off (held) the channel does not count.
-func (d *Detector) lift(score, ch, high float64, held bool) float64 {
+// lift raises j's score to a channel's likelihood score ch, scaled so that
+// the channel's high counts as the detector's High, and names the channel
+// src as its source when it does; during the hold-off (held) the channel
+// does not count.
+func (d *Detector) lift(j *Judgement, ch, high float64, held bool, src Source) {
 	if held {
-		return score
+		return
 	}
-	return math.Max(score, ch*d.cfg.High/high)
+	if s := ch * d.cfg.High / high; s > j.Score {
+		j.Score, j.Source = s, src
+	}
 }
 
 // novelHeld reports whether the novelty channel is in its hold-off

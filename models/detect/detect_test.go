@@ -185,7 +185,7 @@ func TestScoreHigh(t *testing.T) {
 		return d.Judge(t0.Add(400*time.Second), smooth(400, rng)+10*std)
 	}
 	plain := run(stock)
-	if plain.Level != Anomaly || !plain.Emit {
+	if plain.Level != Anomaly || !plain.Emit || plain.Source != FromScorer {
 		t.Fatalf("spike at the default: %+v", plain)
 	}
 	half := stock
@@ -203,7 +203,7 @@ func TestScoreHigh(t *testing.T) {
 		t.Fatalf("spike with ScoreHigh %v: %+v, want normal", off.ScoreHigh, j)
 	}
 	off.RangeMargin = 0.1
-	if j := run(off); j.Level != Anomaly || !j.OutOfRange || j.Score != off.High {
+	if j := run(off); j.Level != Anomaly || !j.OutOfRange || j.Score != off.High || j.Source != FromRange {
 		t.Fatalf("out-of-range spike with ScoreHigh %v: %+v, want the range rule's anomaly", off.ScoreHigh, j)
 	}
 	for _, bad := range []float64{-1, math.NaN(), math.Inf(1)} {

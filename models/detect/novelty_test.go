@@ -81,8 +81,8 @@ func TestNoveltyDetector(t *testing.T) {
 				t.Fatalf("reading %d: anomaly %+v", i, j)
 			}
 			saw = true
-			if j.Novelty < 1 {
-				t.Fatalf("reading %d: anomaly with novelty %v", i, j.Novelty)
+			if j.Novelty < 1 || j.Source != FromNovelty {
+				t.Fatalf("reading %d: anomaly with novelty %v from %v", i, j.Novelty, j.Source)
 			}
 		}
 	}

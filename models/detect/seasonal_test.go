@@ -49,7 +49,7 @@ func TestSeasonalFires(t *testing.T) {
 			if i < 12*288 {
 				t.Fatalf("reading %d (day %d): anomaly on the normal days %+v", i, i/288, j)
 			}
-			if j.OutOfRange || j.Seasonal < 1 {
+			if j.OutOfRange || j.Seasonal < 1 || j.Source != FromSeasonal {
 				t.Fatalf("reading %d: anomaly not from the seasonal channel %+v", i, j)
 			}
 			if fired < 0 {

@@ -42,7 +42,7 @@ func TestVolatilityFires(t *testing.T) {
 			if i < 5000 {
 				t.Fatalf("reading %d: anomaly on the stationary stream %+v", i, j)
 			}
-			if j.OutOfRange || j.Volatility < 0.5 {
+			if j.OutOfRange || j.Volatility < 0.5 || j.Source != FromVolatility {
 				t.Fatalf("reading %d: anomaly not from the volatility channel %+v", i, j)
 			}
 			if fired < 0 {

@@ -51,6 +51,10 @@ type Judgement struct {
 	// ending with the reading (of the column that scored highest); set only
 	// when Emit.
 	Window []float64
+	// Source is the stage of the emitting column's detector that gave its
+	// score (detect.FromScorer for detectors without stages); set only
+	// when Emit.
+	Source detect.Source
 }
 
 // Detector judges the readings of one series, in order. A new Detector is

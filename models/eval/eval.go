@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/outpost-iot/outpost/models/detect"
 	"github.com/outpost-iot/outpost/models/nab"
 )
 
@@ -71,6 +72,9 @@ type Replay struct {
 	Series *nab.Series
 	// Detections maps a mode to the rows it detected, increasing.
 	Detections map[string][]int
+	// Sources maps a mode to the source of each of its detections (the
+	// stage of the detector that raised it), parallel to Detections.
+	Sources map[string][]detect.Source
 	// RawBytes is the bytes of every reading as the JSON payload the edge
 	// receives; Uplink maps a mode to the bytes it sent to the cloud.
 	RawBytes int64
@@ -97,6 +101,7 @@ func ReplaySeries(s *nab.Series, cfg Config) (*Replay, error) {
 	rp := &Replay{
 		Series:     s,
 		Detections: map[string][]int{},
+		Sources:    map[string][]detect.Source{},
 		Uplink:     map[string]int64{},
 		Events:     map[string]int{},
 		Forwarded:  map[Level]int{},
@@ -126,7 +131,7 @@ func ReplaySeries(s *nab.Series, cfg Config) (*Replay, error) {
 				return nil, fmt.Errorf("eval: %s row %d: encoding event: %w", s.Key, i, err)
 			}
 			if j.Level == Anomaly {
-				rp.Detections["edge"] = append(rp.Detections["edge"], i)
+				rp.detect("edge", i, j.Source)
 				rp.Uplink["edge"] += int64(len(b))
 				rp.Events["edge"]++
 			}
@@ -138,11 +143,11 @@ func ReplaySeries(s *nab.Series, cfg Config) (*Replay, error) {
 				rp.Confirmed[j.Level]++
 			}
 			if ok || (j.Level == Anomaly && cfg.Hybrid == AnomalyOrConfirmed) {
-				rp.Detections["hybrid"] = append(rp.Detections["hybrid"], i)
+				rp.detect("hybrid", i, j.Source)
 			}
 		}
 		if j := cloud.Judge(ts, vals); j.Emit && j.Level == Anomaly {
-			rp.Detections["cloud"] = append(rp.Detections["cloud"], i)
+			rp.detect("cloud", i, j.Source)
 		}
 	}
 	for _, d := range []Detector{edge, cloud} {
@@ -154,6 +159,12 @@ func ReplaySeries(s *nab.Series, cfg Config) (*Replay, error) {
 	rp.Uplink["cloud"] = rp.RawBytes
 	rp.Events["cloud"] = len(s.Times)
 	return rp, nil
+}
+
+// detect records a detection of mode at row i, raised by src.
+func (rp *Replay) detect(mode string, i int, src detect.Source) {
+	rp.Detections[mode] = append(rp.Detections[mode], i)
+	rp.Sources[mode] = append(rp.Sources[mode], src)
 }
 
 // detectors makes the edge detector, the cloud's streaming detector and its

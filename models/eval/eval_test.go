@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/outpost-iot/outpost/models/detect"
 	"github.com/outpost-iot/outpost/models/nab"
 )
 
@@ -308,4 +309,34 @@ func BenchmarkReplaySeries(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(s.Len()*b.N)/b.Elapsed().Seconds(), "readings/s")
+}
+
+// TestCountSources: by hand, detections in and right after the probationary
+// period, first and later in a window, and outside every window.
+func TestCountSources(t *testing.T) {
+	windows := []nab.Window{{Start: 200, End: 220}, {Start: 300, End: 310}}
+	rows := []int{10, 150, 205, 207, 250, 305, 400}
+	srcs := []detect.Source{detect.FromRange, detect.FromNovelty, detect.FromRange, detect.FromScorer, detect.FromNovelty, detect.FromNovelty, detect.FromVolatility}
+	by := map[string]SourceCounts{}
+	countSources(by, 1000, windows, rows, srcs) // probation: the first 150 rows
+	want := map[string]SourceCounts{
+		"range":      {Detections: 1, FirstInWindow: 1},
+		"score":      {Detections: 1, LaterInWindow: 1},
+		"novelty":    {Detections: 3, FirstInWindow: 1, FalsePositives: 2},
+		"volatility": {Detections: 1, FalsePositives: 1},
+	}
+	if len(by) != len(want) {
+		t.Fatalf("got %+v", by)
+	}
+	for k, w := range want {
+		if by[k] != w {
+			t.Errorf("%s: %+v, want %+v", k, by[k], w)
+		}
+	}
+	// Without sources (a replay made by hand), the detections still count.
+	by = map[string]SourceCounts{}
+	countSources(by, 1000, windows, []int{205}, nil)
+	if by["unknown"] != (SourceCounts{Detections: 1, FirstInWindow: 1}) {
+		t.Errorf("without sources: %+v", by)
+	}
 }

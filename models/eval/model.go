@@ -153,7 +153,7 @@ func (d *ModelDetector) Judge(ts time.Time, values []float64) Judgement {
 			j.Score, j.Level = dj.Score, dj.Level
 		}
 		if dj.Emit && (!j.Emit || dj.Level > emitLevel) {
-			j.Emit, emitLevel, j.Window = true, dj.Level, dj.Window
+			j.Emit, emitLevel, j.Window, j.Source = true, dj.Level, dj.Window, dj.Source
 		}
 	}
 	if j.Emit {

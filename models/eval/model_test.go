@@ -69,9 +69,27 @@ func TestStockDetectorsRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range Modes {
-		if r.Mode(m).WindowsDetected == 0 {
+		mr := r.Mode(m)
+		if mr.WindowsDetected == 0 {
 			t.Errorf("%s detects no window", m)
 		}
+		// Every scored detection has a source, and the sources account
+		// for the detected windows and false positives.
+		var sum SourceCounts
+		for name, c := range mr.BySource {
+			if name == "unknown" || c.Detections != c.FirstInWindow+c.LaterInWindow+c.FalsePositives {
+				t.Errorf("%s: source %q: %+v", m, name, c)
+			}
+			sum.Detections += c.Detections
+			sum.FirstInWindow += c.FirstInWindow
+			sum.FalsePositives += c.FalsePositives
+		}
+		if sum.Detections != mr.Detections || sum.FirstInWindow != mr.WindowsDetected || sum.FalsePositives != mr.FalsePositives {
+			t.Errorf("%s: sources %+v; mode: %d detections, %d windows, %d false positives", m, sum, mr.Detections, mr.WindowsDetected, mr.FalsePositives)
+		}
+	}
+	if c := r.Edge.BySource["range"]; c.Detections == 0 {
+		t.Errorf("edge: no detection by the range rule: %+v", r.Edge.BySource)
 	}
 	if r.Edge.UplinkRatio <= 0 || r.Edge.UplinkRatio >= 0.1 {
 		t.Errorf("edge uplink ratio %g", r.Edge.UplinkRatio)

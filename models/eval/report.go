@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sort"
 	"strings"
 
+	"github.com/outpost-iot/outpost/models/detect"
 	"github.com/outpost-iot/outpost/models/nab"
 )
 
@@ -76,7 +78,57 @@ type Scores struct {
 // ModeReport is one mode's results over the corpus and per file.
 type ModeReport struct {
 	Scores
-	Files []FileResult `json:"files"`
+	// BySource says, per stage of the detector that raised them ("score",
+	// "novelty", "volatility", "seasonal", "range"; see detect.Source),
+	// what the mode's detections after the probationary periods were.
+	BySource map[string]SourceCounts `json:"by_source"`
+	Files    []FileResult            `json:"files"`
+}
+
+// SourceCounts is what the scored detections (after the probationary
+// period) of one source were: the first in a label window (the one NAB
+// scores), later ones in a window (neither gain nor cost), or false
+// positives (outside every window).
+type SourceCounts struct {
+	Detections     int `json:"detections"`
+	FirstInWindow  int `json:"first_in_window"`
+	LaterInWindow  int `json:"later_in_window"`
+	FalsePositives int `json:"false_positives"`
+}
+
+// countSources adds to by what each scored detection of one file was, by
+// its source (rows increasing, srcs parallel to rows or nil).
+func countSources(by map[string]SourceCounts, n int, windows []nab.Window, rows []int, srcs []detect.Source) {
+	first := make([]bool, len(windows))
+	p := nab.Probation(n)
+	for k, i := range rows {
+		if i < p || i >= n {
+			continue
+		}
+		name := "unknown"
+		if k < len(srcs) {
+			name = srcs[k].String()
+		}
+		c := by[name]
+		c.Detections++
+		w := -1
+		for x := range windows {
+			if windows[x].Contains(i) {
+				w = x
+				break
+			}
+		}
+		switch {
+		case w < 0:
+			c.FalsePositives++
+		case first[w]:
+			c.LaterInWindow++
+		default:
+			first[w] = true
+			c.FirstInWindow++
+		}
+		by[name] = c
+	}
 }
 
 // FileResult is one mode's results on one file.
@@ -94,6 +146,7 @@ func NewReport(c *nab.Corpus, cfg Config, replays []*Replay) *Report {
 		Forwarded: map[string]int{}, Confirmed: map[string]int{}, Replays: replays}
 	for _, mode := range Modes {
 		mr := r.Mode(mode)
+		mr.BySource = map[string]SourceCounts{}
 		var counts nab.WindowCounts
 		for _, rp := range replays {
 			s := rp.Series
@@ -102,6 +155,7 @@ func NewReport(c *nab.Corpus, cfg Config, replays []*Replay) *Report {
 			if fr.DetectionRows == nil {
 				fr.DetectionRows = []int{}
 			}
+			countSources(mr.BySource, s.Len(), s.Windows, det, rp.Sources[mode])
 			wc := nab.CountWindows(s.Len(), s.Windows, det)
 			counts = counts.Add(wc)
 			fr.Scores = scores(wc, len(s.Windows), func(p nab.Profile) float64 {
@@ -196,6 +250,21 @@ Published NAB scoreboard (58 files, standard / low FP / low FN): ARTime 74.9 / 6
 Numenta HTM 70.5 / 62.6 / 75.2; Random Cut Forest 51.7 / 38.4 / 59.7; Windowed Gaussian
 39.6 / 20.9 / 47.4; null 0. On a subset of NAB the figures are not comparable with these.
 `)
+	b.WriteString("\n## Where the detections come from\n\nThe stage of the detector that raised each detection after the probationary periods: " +
+		"the scorer (its own score), a channel, or the range rule; the first detection in a label window is the one NAB scores, later ones neither gain nor cost.\n\n")
+	b.WriteString("| mode | source | detections | first in a window | later in a window | false positives |\n|---|---|---:|---:|---:|---:|\n")
+	for _, m := range Modes {
+		by := r.Mode(m).BySource
+		names := make([]string, 0, len(by))
+		for name := range by {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			c := by[name]
+			fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d |\n", m, name, c.Detections, c.FirstInWindow, c.LaterInWindow, c.FalsePositives)
+		}
+	}
 	if len(plots) > 0 {
 		b.WriteString("\n## Plots\n\nSeries in black, label windows shaded red, probationary period shaded grey; detections as ticks in the lanes below: edge (E, blue), cloud (C, green), hybrid (H, purple).\n\n")
 		for _, p := range plots {

@@ -124,7 +124,7 @@ func (z *ZScore) Judge(ts time.Time, values []float64) Judgement {
 			j.Score, j.Level = dj.Score, dj.Level
 		}
 		if dj.Emit && (!j.Emit || dj.Level > emitLevel) {
-			j.Emit, emitLevel, j.Window = true, dj.Level, dj.Window
+			j.Emit, emitLevel, j.Window, j.Source = true, dj.Level, dj.Window, dj.Source
 		}
 	}
 	return j
