@@ -55,6 +55,12 @@ type Event struct {
 	Value float64 `json:"value"`
 	// Model is the scorer that produced Score, as "name@version".
 	Model string `json:"model"`
+	// Source says which stage of the edge's detector gave Score: "score"
+	// (the scorer's own score, or its anomaly likelihood), a channel that
+	// raised it ("novelty", "volatility", "seasonal"), or "range" (the
+	// reading lay outside the stream's range so far). Empty from agents
+	// older than the field.
+	Source string `json:"source,omitempty"`
 	// Window holds the raw values of the window that was scored, oldest first,
 	// ending with Value, so that the cloud can re-score it.
 	Window []float64 `json:"window,omitempty"`

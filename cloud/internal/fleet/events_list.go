@@ -66,7 +66,7 @@ func writeEvents(cmd *cobra.Command, g *globals, evs []api.Event) error {
 	return t.flush()
 }
 
-var eventHeader = []string{"TS", "AGENT", "SEQ", "STREAM", "KIND", "SCORE", "VALUE", "MODEL", "VERDICT", "CLOUD SCORE"}
+var eventHeader = []string{"TS", "AGENT", "SEQ", "STREAM", "KIND", "SCORE", "VALUE", "MODEL", "SOURCE", "VERDICT", "CLOUD SCORE"}
 
 func eventRow(e api.Event) []string {
 	cloud := "-"
@@ -74,5 +74,5 @@ func eventRow(e api.Event) []string {
 		cloud = fmtFloat(*e.VerdictScore)
 	}
 	return []string{fmtTime(e.TS), e.Agent, strconv.FormatUint(e.Seq, 10), e.Stream, string(e.Kind),
-		fmtFloat(e.Score), strconv.FormatFloat(e.Value, 'g', -1, 64), orDash(e.Model), orDash(e.Verdict), cloud}
+		fmtFloat(e.Score), strconv.FormatFloat(e.Value, 'g', -1, 64), orDash(e.Model), orDash(e.Source), orDash(e.Verdict), cloud}
 }

@@ -45,7 +45,7 @@ func newEventsTailCmd(g *globals) *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			if g.output == "table" {
-				fmt.Fprintf(out, tailFormat, "TS", "AGENT", "SEQ", "STREAM", "KIND", "SCORE", "VALUE", "MODEL")
+				fmt.Fprintf(out, tailFormat, "TS", "AGENT", "SEQ", "STREAM", "KIND", "SCORE", "VALUE", "MODEL", "SOURCE")
 			}
 			cmd.PrintErrf("following %s on %s; Ctrl-C to stop\n", subject, g.natsURL)
 			msgs, err := cons.Messages()
@@ -81,7 +81,7 @@ func newEventsTailCmd(g *globals) *cobra.Command {
 					continue
 				}
 				r := eventRow(e)
-				fmt.Fprintf(out, tailFormat, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+				fmt.Fprintf(out, tailFormat, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
 			}
 		},
 	}
@@ -91,4 +91,4 @@ func newEventsTailCmd(g *globals) *cobra.Command {
 
 // tailFormat lays out a followed event as a table row; sequence numbers of
 // new outboxes are microseconds since 1970 (16 digits).
-const tailFormat = "%-20s  %-16s  %16s  %-28s  %-9s  %7s  %10s  %s\n"
+const tailFormat = "%-20s  %-16s  %16s  %-28s  %-9s  %7s  %10s  %-16s  %s\n"

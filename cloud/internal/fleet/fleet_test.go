@@ -74,7 +74,7 @@ func publish(t *testing.T, js jetstream.JetStream, subject string, v any, msgID 
 
 func event(agent string, seq uint64) wire.Event {
 	return wire.Event{Agent: agent, Seq: seq, Stream: "sensors/line-" + agent + "/vib", TS: time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC),
-		Kind: wire.KindAnomaly, Score: 0.97, Low: 0.4, High: 0.9, Value: 3.5, Model: "vib@2", Created: time.Now().UTC()}
+		Kind: wire.KindAnomaly, Score: 0.97, Low: 0.4, High: 0.9, Value: 3.5, Model: "vib@2", Source: "novelty", Created: time.Now().UTC()}
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -138,11 +138,11 @@ func TestFleetAgainstLiveService(t *testing.T) {
 	}
 	if len(evs) != 1 || evs[0]["agent"] != "gw-b" || evs[0]["seq"] != 1.0 || evs[0]["kind"] != "anomaly" ||
 		evs[0]["score"] != 0.97 || evs[0]["ts"] != "2026-05-06T07:08:09Z" || evs[0]["stream"] != "sensors/line-gw-b/vib" ||
-		evs[0]["verdict"] != "confirmed" || evs[0]["verdict_score"] != 0.97 || evs[0]["verdict_model"] != "forecast-cloud@1" {
+		evs[0]["source"] != "novelty" || evs[0]["verdict"] != "confirmed" || evs[0]["verdict_score"] != 0.97 || evs[0]["verdict_model"] != "forecast-cloud@1" {
 		t.Errorf("events = %v", evs)
 	}
 	out, _, err = run(ctx, "--nats", url, "events", "list")
-	if err != nil || strings.Count(out, "sensors/line-") != 2 {
+	if err != nil || strings.Count(out, "sensors/line-") != 2 || !strings.Contains(out, "SOURCE") || strings.Count(out, " novelty ") != 2 {
 		t.Errorf("events list table = %q, %v", out, err)
 	}
 

@@ -721,7 +721,7 @@ func (a *Agent) handle(m ingest.Message) {
 				feats, featsMissing := a.eventFeatures(d, j.TS) // a camera's buckets: video.go
 				emit = append(emit, pending{level: j.Level, ev: wire.Event{Agent: a.p.Agent.ID, Stream: r.Stream, TS: j.TS,
 					Kind: kind, Score: finite(j.Score), Low: cfg.Low, High: cfg.High, Value: j.Value, Model: d.Model(),
-					Window: window, Missing: missing, Features: feats, FeaturesMissing: featsMissing}})
+					Source: j.Source.String(), Window: window, Missing: missing, Features: feats, FeaturesMissing: featsMissing}})
 			}
 		}
 	}

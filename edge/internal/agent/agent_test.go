@@ -167,7 +167,7 @@ func TestAgentMosquittoToJetStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	if ev.Agent != "gw-1" || ev.Stream != "sensors/press-1/temp" || !ev.TS.Equal(spikeTS) || ev.Kind != wire.KindAnomaly ||
-		ev.Score < 6 || ev.Model != "zscore@1" || len(ev.Window) != 120 || ev.Window[119] != ev.Value {
+		ev.Score < 6 || ev.Model != "zscore@1" || ev.Source != "score" || len(ev.Window) != 120 || ev.Window[119] != ev.Value {
 		t.Fatalf("event %+v (spike at %v)", ev, spikeTS)
 	}
 	if got, want := msgs[0].Header.Get(nats.MsgIdHdr), names.MsgID("gw-1", ev.Seq); got != want || msgs[0].Subject != names.EventSubject("gw-1") {

@@ -20,7 +20,14 @@ import (
 // pointed at the test's mosquitto and NATS.
 func modelProfile(t *testing.T, natsURL, mqttURL string) profile.Profile {
 	t.Helper()
-	p, err := profile.Load("../../../firmware-configs/generic-sensor-model.yaml")
+	return shippedProfile(t, "generic-sensor-model.yaml", natsURL, mqttURL)
+}
+
+// shippedProfile is the shipped firmware-configs/NAME pointed at the
+// test's mosquitto and NATS, as agent gw-model.
+func shippedProfile(t *testing.T, name, natsURL, mqttURL string) profile.Profile {
+	t.Helper()
+	p, err := profile.Load("../../../firmware-configs/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +83,7 @@ func TestAgentModelScorer(t *testing.T) {
 		t.Fatal(err)
 	}
 	if ev.Agent != "gw-model" || ev.Stream != topic || !ev.TS.Equal(spikeTS) || ev.Kind != wire.KindAnomaly ||
-		ev.Model != "ae-edge@1" || ev.Score < high || ev.Low != low || ev.High != high ||
+		ev.Model != "ae-edge@1" || ev.Source != "score" || ev.Score < high || ev.Low != low || ev.High != high ||
 		len(ev.Window) != 96 || ev.Window[95] != ev.Value {
 		t.Fatalf("event %+v (spike at %v)", ev, spikeTS)
 	}

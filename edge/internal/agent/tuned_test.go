@@ -3,8 +3,11 @@ package agent
 import (
 	"testing"
 
+	"github.com/outpost-iot/outpost/edge/internal/edgetest"
 	"github.com/outpost-iot/outpost/models/eval"
 	"github.com/outpost-iot/outpost/shared/profile"
+	"github.com/outpost-iot/outpost/shared/testenv"
+	"github.com/outpost-iot/outpost/shared/wire"
 )
 
 // TestTunedProfileIsTheEvaluated: firmware-configs/generic-sensor-tuned.yaml
@@ -40,4 +43,33 @@ func TestTunedProfileIsTheEvaluated(t *testing.T) {
 	if got := d.Config(); got.Likelihood.Window != 1000 || got.Novelty.Bins != 12 || got.Volatility.Average != 100 || got.Low != 0.99 {
 		t.Fatalf("detector config %+v", got)
 	}
+}
+
+// TestAgentEventSource: with the tuned profile a reading far outside the
+// stream's range so far is an anomaly event whose source names the range
+// rule (before the model's likelihood stage is warm, the rule already
+// judges), through a real mosquitto and NATS.
+func TestAgentEventSource(t *testing.T) {
+	srv := testenv.StartNATS(t)
+	js := edgetest.CreateStreams(t, srv.URL())
+	mq := testenv.StartMosquitto(t)
+	p := shippedProfile(t, "generic-sensor-tuned.yaml", srv.URL(), mq.URL())
+	a, _ := runAgent(t, p)
+
+	pub := publisher(t, mq.URL(), "", "")
+	const topic = "sensors/press-1/temp"
+	spikeTS := publishSeries(t, pub, topic, 200, 150)
+	waitFor(t, "all readings", func() bool { return a.State().Readings == 200 })
+	waitFor(t, "the outbox to drain", func() bool { return a.State().OutboxDepth == 0 && a.State().Anomalies >= 1 })
+
+	got := edgetest.Events(t, js)
+	for _, ev := range got {
+		if ev.TS.Equal(spikeTS) {
+			if ev.Kind != wire.KindAnomaly || ev.Source != "range" || ev.Model != "ae-edge@1" {
+				t.Fatalf("the spike's event %+v, want an anomaly from the range rule", ev)
+			}
+			return
+		}
+	}
+	t.Fatalf("no event at the spike (%v); events: %+v", spikeTS, got)
 }

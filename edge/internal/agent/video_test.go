@@ -208,14 +208,7 @@ func TestAgentVideoModel(t *testing.T) {
 		t.Fatalf("a feature stream was judged on its own %d times", n)
 	}
 	waitFor(t, "the outbox to drain", func() bool { return a.State().OutboxDepth == 0 })
-	var before []wire.Event
-	for _, msg := range edgetest.Messages(t, js, names.StreamEvents) {
-		var ev wire.Event
-		if err := json.Unmarshal(msg.Data, &ev); err != nil {
-			t.Fatal(err)
-		}
-		before = append(before, ev)
-	}
+	before := edgetest.Events(t, js)
 	for _, ev := range before {
 		if ev.Stream == score && ev.Kind == wire.KindAnomaly {
 			t.Errorf("anomaly event before the crowd:%s", videoEvents(t, before))

@@ -5,12 +5,14 @@ package edgetest
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/outpost-iot/outpost/shared/names"
+	"github.com/outpost-iot/outpost/shared/wire"
 )
 
 // CreateStreams creates the events, summaries and state streams on the
@@ -63,4 +65,18 @@ func Messages(t testing.TB, js jetstream.JetStream, stream string) []*jetstream.
 		out = append(out, m)
 	}
 	return out
+}
+
+// Events decodes every event in OUTPOST_EVENTS, oldest first.
+func Events(t testing.TB, js jetstream.JetStream) []wire.Event {
+	t.Helper()
+	var evs []wire.Event
+	for _, m := range Messages(t, js, names.StreamEvents) {
+		var ev wire.Event
+		if err := json.Unmarshal(m.Data, &ev); err != nil {
+			t.Fatalf("event %d: %v", m.Sequence, err)
+		}
+		evs = append(evs, ev)
+	}
+	return evs
 }

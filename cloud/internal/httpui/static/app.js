@@ -142,7 +142,7 @@
     const v = verdictOf.get(key(e));
     const decision = v ? v.decision : (e.verdict || "");
     return row([ts(e.ts), e.agent, e.seq, e.stream, [e.kind, e.kind], num(e.score), typeof e.value === "number" ? +e.value.toPrecision(6) : e.value, e.model || "",
-      [decision, decision]], key(e));
+      e.source || "", [decision, decision]], key(e));
   }
   function verdictRow(v) {
     return row([ts(v.decided), v.agent, v.seq, v.stream, [v.edge_kind, v.edge_kind], [v.decision, v.decision],
@@ -194,7 +194,7 @@
     }
   }
   function renderTables() {
-    replaceBody("events-body", events.map(eventRow), "no events yet", 9);
+    replaceBody("events-body", events.map(eventRow), "no events yet", 10);
     replaceBody("verdicts-body", verdicts.map(verdictRow), "no verdicts yet", 10);
   }
 
