@@ -177,6 +177,15 @@ type Config struct {
 	// own likelihood takes (but for Average). The novelty channel's
 	// hold-off silences it too.
 	Seasonal SeasonalConfig
+	// StuckRun, when > 0, adds the stuck-value rule: a reading equal to
+	// the one before it that makes the current run of equal readings
+	// longer than any run the stream had before, and at least StuckRun
+	// repeats long, is an anomaly (once per run). It is what a sensor
+	// that freezes, a gateway or pipeline that repeats the last value, or
+	// a stream that goes flat for longer than it ever did, looks like.
+	// Runs are counted from the first reading on; the rule judges after
+	// Warmup like the rest.
+	StuckRun int
 	// RangeWarmup is the number of readings the range must have seen
 	// before readings out of it are anomalies (whether or not the scorer
 	// is warm). 0 means DefaultRangeWarmup.
@@ -203,6 +212,9 @@ const (
 	// FromRange: the reading lay outside the stream's range
 	// (Config.RangeMargin); it wins a tie, being a rule, not a score.
 	FromRange
+	// FromStuck: the reading repeated the one before it for the longest
+	// run the stream has had (Config.StuckRun); a rule, like FromRange.
+	FromStuck
 )
 
 func (s Source) String() string {
@@ -217,6 +229,8 @@ func (s Source) String() string {
 		return "seasonal"
 	case FromRange:
 		return "range"
+	case FromStuck:
+		return "stuck"
 	}
 	return fmt.Sprintf("source(%d)", int(s))
 }
@@ -250,8 +264,11 @@ type Judgement struct {
 	// Seasonal is the seasonal channel's likelihood score
 	// (Config.Seasonal), like Volatility.
 	Seasonal float64
+	// Stuck says the reading made the longest run of equal readings so
+	// far, at least Config.StuckRun repeats long.
+	Stuck bool
 	// Source is the stage that gave Score (the scorer, a channel that
-	// raised it, or the range rule).
+	// raised it, or the range or stuck-value rule).
 	Source Source
 	// Emit says this reading starts (or escalates) an incident and must be
 	// forwarded as an event of kind Level.
@@ -355,6 +372,14 @@ type Detector struct {
 	// sinceAnomaly counts the readings judged since the last one judged
 	// anomalous (-1: none yet), for the novelty channel's hold-off.
 	sinceAnomaly int
+	// Stuck-value rule (Config.StuckRun): the last reading (when
+	// stuckHas), the repeats of it so far, the longest run before this
+	// one, and whether this run has been reported.
+	stuckHas     bool
+	stuckLast    float64
+	stuckRun     uint64
+	stuckLongest uint64
+	stuckFired   bool
 	// Range of the readings so far (Config.RangeMargin, Config.Novelty):
 	// rangeN readings, from lo to hi.
 	rangeN uint64
@@ -438,6 +463,9 @@ func newDetector(cfg Config) (*Detector, error) {
 	}
 	if cfg.RangeMargin < 0 || math.IsNaN(cfg.RangeMargin) || cfg.RangeWarmup < 0 {
 		return nil, fmt.Errorf("detect: negative range margin %g or range warm-up %d", cfg.RangeMargin, cfg.RangeWarmup)
+	}
+	if cfg.StuckRun < 0 {
+		return nil, fmt.Errorf("detect: negative stuck run %d", cfg.StuckRun)
 	}
 	if cfg.Normalize == NormManifest && !(cfg.NormScale > 0) {
 		return nil, fmt.Errorf("detect: manifest normalisation needs a scale > 0, got %g", cfg.NormScale)
@@ -601,6 +629,7 @@ func (d *Detector) Judge(ts time.Time, v float64) Judgement {
 		return j
 	}
 	d.seen++
+	stuck := d.stuckStep(v)
 	var nov float64
 	novOK := false
 	if d.nov != nil {
@@ -655,6 +684,12 @@ func (d *Detector) Judge(ts time.Time, v float64) Judgement {
 			j.OutOfRange = true
 			if j.Score <= d.cfg.High {
 				j.Score, j.Source = d.cfg.High, FromRange
+			}
+		}
+		if stuck {
+			j.Stuck = true
+			if j.Score <= d.cfg.High {
+				j.Score, j.Source = d.cfg.High, FromStuck
 			}
 		}
 		switch {
@@ -713,6 +748,27 @@ func (d *Detector) lift(j *Judgement, ch, high float64, held bool, src Source) {
 	if s := ch * d.cfg.High / high; s > j.Score {
 		j.Score, j.Source = s, src
 	}
+}
+
+// stuckStep folds v into the stuck-value rule's runs and reports whether it
+// breaks the record: the current run of equal readings reaches StuckRun
+// repeats and is longer than every run before it (once per run).
+func (d *Detector) stuckStep(v float64) bool {
+	if d.cfg.StuckRun <= 0 {
+		return false
+	}
+	if d.stuckHas && v == d.stuckLast {
+		d.stuckRun++
+	} else {
+		d.stuckLongest = max(d.stuckLongest, d.stuckRun)
+		d.stuckRun, d.stuckFired = 0, false
+	}
+	d.stuckHas, d.stuckLast = true, v
+	if d.stuckFired || d.stuckRun < uint64(d.cfg.StuckRun) || d.stuckRun <= d.stuckLongest {
+		return false
+	}
+	d.stuckFired = true
+	return true
 }
 
 // novelHeld reports whether the novelty channel is in its hold-off

@@ -195,7 +195,7 @@ func TestNoveltyHoldoff(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if b[0] != stateVersion || stateVersion != 6 {
+				if b[0] != stateVersion || stateVersion != 7 {
 					t.Fatalf("state version %d", b[0])
 				}
 				d2, _ := New(c)

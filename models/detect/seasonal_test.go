@@ -192,6 +192,7 @@ func TestChannelsZeroAllocs(t *testing.T) {
 	cfg.Volatility = VolatilityConfig{Average: 100, High: 0.5}
 	cfg.Novelty = NoveltyConfig{Bins: 12, Length: 3, High: 1, Holdoff: 150}
 	cfg.RangeMargin = 0.005
+	cfg.StuckRun = 50
 	d, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -222,10 +223,12 @@ func BenchmarkChannels(b *testing.B) {
 	all := base
 	all.Volatility = VolatilityConfig{Average: 100, High: 0.5}
 	all.Seasonal = SeasonalConfig{Average: 50}
+	stuck := all
+	stuck.StuckRun = 50
 	for _, c := range []struct {
 		name string
 		cfg  Config
-	}{{"base", base}, {"channels", all}} {
+	}{{"base", base}, {"channels", all}, {"stuck", stuck}} {
 		b.Run(c.name, func(b *testing.B) {
 			d, err := New(c.cfg)
 			if err != nil {

@@ -22,14 +22,16 @@ import (
 // novelty channel's hold-off); a version 4 state loads without a hold-off
 // in progress. Version 6 appends the volatility and seasonal channels
 // (flag, state each; Config.Volatility, Config.Seasonal); a version 5
-// state loads with them starting afresh.
+// state loads with them starting afresh. Version 7 appends the stuck-value
+// rule's runs (Config.StuckRun); a version 6 state loads with no run seen.
 const (
 	stateV1      = 1
 	stateV2      = 2
 	stateV3      = 3
 	stateV4      = 4
 	stateV5      = 5
-	stateVersion = 6
+	stateV6      = 6
+	stateVersion = 7
 )
 
 // ErrState: a checkpointed state does not fit this detector (other window
@@ -44,7 +46,7 @@ var ErrState = errors.New("detect: bad state")
 // that a restarted agent resumes detection at once.
 func (d *Detector) MarshalBinary() ([]byte, error) { return d.appendState(nil, stateVersion) }
 
-// appendState appends the state in format version (2 to 6) to b.
+// appendState appends the state in format version (2 to 7) to b.
 func (d *Detector) appendState(b []byte, version byte) ([]byte, error) {
 	if b == nil {
 		b = make([]byte, 0, 128+17*len(d.raw)+16*len(d.buf))
@@ -128,9 +130,26 @@ func (d *Detector) appendState(b []byte, version byte) ([]byte, error) {
 		b = d.vol.appendState(append(b, 1))
 	}
 	if d.sea == nil {
-		return append(b, 0), nil
+		b = append(b, 0)
+	} else {
+		b = d.sea.appendState(append(b, 1))
 	}
-	return d.sea.appendState(append(b, 1)), nil
+	if version < 7 {
+		return b, nil
+	}
+	// Version 7: the stuck-value rule (flags: has a last reading, run
+	// reported), the last reading, the run and the longest run before it.
+	var sf byte
+	if d.stuckHas {
+		sf |= 1
+	}
+	if d.stuckFired {
+		sf |= 2
+	}
+	b = append(b, sf)
+	b = appendFloat(b, d.stuckLast)
+	b = binary.AppendUvarint(b, d.stuckRun)
+	return binary.AppendUvarint(b, d.stuckLongest), nil
 }
 
 // appendV1Head appends the fields version 1 began with.
@@ -392,6 +411,19 @@ func (d *Detector) UnmarshalBinary(b []byte) error {
 			if err := skipSeasonal(r); err != nil {
 				return err
 			}
+		}
+	}
+	n.stuckHas, n.stuckFired, n.stuckLast, n.stuckRun, n.stuckLongest = false, false, 0, 0, 0
+	if version >= 7 {
+		if len(r.b) < 1 || r.b[0] > 3 {
+			return fmt.Errorf("%w: stuck-value flags", ErrState)
+		}
+		sf := r.b[0]
+		r.b = r.b[1:]
+		n.stuckHas, n.stuckFired = sf&1 != 0, sf&2 != 0
+		n.stuckLast, n.stuckRun, n.stuckLongest = r.float(), r.uvarint(), r.uvarint()
+		if r.err != nil {
+			return r.err
 		}
 	}
 	n.next, n.count, n.seen = int(next), int(count), int(seen)

@@ -104,7 +104,7 @@ func TestVolatilityState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b[0] != 6 {
+	if b[0] != stateVersion {
 		t.Fatalf("state version %d", b[0])
 	}
 	d2, _ := New(cfg)

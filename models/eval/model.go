@@ -53,6 +53,9 @@ type ModelConfig struct {
 	// likelihood stage and the out-of-range rule (zero: off).
 	Likelihood  detect.LikelihoodConfig `json:"likelihood"`
 	RangeMargin float64                 `json:"range_margin,omitempty"`
+	// StuckRun is detect.Config's stuck-value rule (zero: off; negative:
+	// off, overriding a tuned value).
+	StuckRun int `json:"stuck_run,omitempty"`
 	// Novelty is detect.Config's novelty channel (zero: off).
 	Novelty detect.NoveltyConfig `json:"novelty"`
 	// Volatility is detect.Config's volatility channel (zero: off).
@@ -124,7 +127,7 @@ func NewModelDetector(m *manifest.Manifest, model *tflite.Model, cfg ModelConfig
 			s = modelscore.NewResidual(r)
 		}
 		det, err := detect.NewWithScorer(detect.Config{Window: max(cfg.Forward, 2), Low: low, High: high,
-			CooldownReadings: cfg.Cooldown, Likelihood: cfg.Likelihood, ScoreHigh: max(cfg.ScoreHigh, 0), RangeMargin: cfg.RangeMargin, Novelty: cfg.Novelty, Volatility: cfg.Volatility, Seasonal: cfg.Seasonal}, s)
+			CooldownReadings: cfg.Cooldown, Likelihood: cfg.Likelihood, ScoreHigh: max(cfg.ScoreHigh, 0), RangeMargin: cfg.RangeMargin, StuckRun: cfg.StuckRun, Novelty: cfg.Novelty, Volatility: cfg.Volatility, Seasonal: cfg.Seasonal}, s)
 		if err != nil {
 			return nil, fmt.Errorf("model detector: %w", err)
 		}
@@ -221,7 +224,9 @@ type StockOptions struct {
 // 50-reading average judged by the same likelihood, counting at 1, silent
 // during the hold-off); a
 // reading out of the stream's range (widened by 0.5% of its width each
-// side) an anomaly. A
+// side) an anomaly; so is a reading that repeats the one before it for
+// the longest run the stream has had, at least 50 repeats (the stuck-value
+// rule). A
 // likelihood score of 1 is a tail probability of 1e-10 or less: the
 // model's and the novelty channel's scores must reach it (High 1); an
 // incident is over after 30 readings below Low. The edge's uncertain band is narrow (Low 0.99: the second
@@ -231,10 +236,10 @@ type StockOptions struct {
 var (
 	TunedEdge = ModelConfig{Cooldown: 30, Likelihood: detect.LikelihoodConfig{Window: 1000, Average: 10, Floor: 0.05},
 		RangeMargin: 0.005, Novelty: detect.NoveltyConfig{Bins: 12, Length: 3, High: 1, Holdoff: 150}, Volatility: detect.VolatilityConfig{Average: 100, High: 0.5},
-		Seasonal: detect.SeasonalConfig{Average: 50}, Low: 0.99, High: 1, AnomalyForward: 16}
+		Seasonal: detect.SeasonalConfig{Average: 50}, StuckRun: 50, Low: 0.99, High: 1, AnomalyForward: 16}
 	TunedCloud = ModelConfig{Cooldown: 30, Likelihood: detect.LikelihoodConfig{Window: 1000, Average: 10, Floor: 0.05},
 		RangeMargin: 0.005, Novelty: detect.NoveltyConfig{Bins: 12, Length: 3, High: 1, Holdoff: 150}, Volatility: detect.VolatilityConfig{Average: 100, High: 0.5},
-		Seasonal: detect.SeasonalConfig{Average: 50}, Low: 0.9, High: 1}
+		Seasonal: detect.SeasonalConfig{Average: 50}, StuckRun: 50, Low: 0.9, High: 1}
 )
 
 // tuned returns c with its zero fields taken from t.
@@ -251,6 +256,12 @@ func (c ModelConfig) tuned(t ModelConfig) ModelConfig {
 		c.RangeMargin = t.RangeMargin
 	case c.RangeMargin < 0: // off
 		c.RangeMargin = 0
+	}
+	switch {
+	case c.StuckRun == 0:
+		c.StuckRun = t.StuckRun
+	case c.StuckRun < 0: // off
+		c.StuckRun = 0
 	}
 	n, tn := &c.Novelty, t.Novelty
 	n.Bins, n.Length, n.High = firstSetInt(n.Bins, tn.Bins), firstSetInt(n.Length, tn.Length), firstSet(n.High, tn.High)
@@ -414,6 +425,9 @@ func (c ModelConfig) describe(m *manifest.Manifest) string {
 	}
 	if c.RangeMargin > 0 {
 		s += fmt.Sprintf("; a reading out of the stream's range (widened by %.3g of its width each side) is an anomaly", c.RangeMargin)
+	}
+	if c.StuckRun > 0 {
+		s += fmt.Sprintf("; a reading that repeats the one before it for the longest run so far, at least %d repeats, is an anomaly", c.StuckRun)
 	}
 	return s
 }

@@ -341,6 +341,11 @@ type Stream struct {
 	// stream's readings so far, by more than RangeMargin times that range,
 	// an anomaly. Default 0: off.
 	RangeMargin float64 `yaml:"range_margin"`
+	// StuckRun, when > 0, makes a reading that repeats the one before it
+	// for the longest run of equal readings the stream has had, at least
+	// StuckRun repeats long, an anomaly (once per run): a sensor that
+	// freezes, or a pipeline that repeats its last value. Default 0: off.
+	StuckRun int `yaml:"stuck_run"`
 	// RangeWarmup is the number of readings the range must have seen
 	// before the range rule applies. Default 100.
 	RangeWarmup int `yaml:"range_warmup"`

@@ -271,6 +271,9 @@ func (v *validator) checkStreamStages(path string, s Stream) {
 	if s.RangeMargin < 0 || math.IsNaN(s.RangeMargin) {
 		v.add(path+".range_margin", "must be >= 0, got %g", s.RangeMargin)
 	}
+	if s.StuckRun < 0 {
+		v.add(path+".stuck_run", "must be >= 0 (0: off), got %d", s.StuckRun)
+	}
 	if s.AnomalyWindow < 0 {
 		v.add(path+".anomaly_window", "must be >= 0 (0: the whole window), got %d", s.AnomalyWindow)
 	}

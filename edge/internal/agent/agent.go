@@ -306,7 +306,7 @@ func detectConfig(s profile.Stream) detect.Config {
 		Novelty:     detect.NoveltyConfig{Bins: s.Novelty.Bins, Length: s.Novelty.Length, High: s.Novelty.High, Holdoff: s.Novelty.Holdoff},
 		Volatility:  detect.VolatilityConfig{Average: s.Volatility.Average, High: s.Volatility.High},
 		Seasonal:    detect.SeasonalConfig{Average: s.Seasonal.Average, High: s.Seasonal.High, Period: s.Seasonal.Period},
-		RangeMargin: s.RangeMargin, RangeWarmup: s.RangeWarmup}
+		RangeMargin: s.RangeMargin, RangeWarmup: s.RangeWarmup, StuckRun: s.StuckRun}
 	switch s.GapFill {
 	case "hold":
 		c.GapFill = detect.GapHold

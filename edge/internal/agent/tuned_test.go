@@ -25,7 +25,7 @@ func TestTunedProfileIsTheEvaluated(t *testing.T) {
 	c := detectConfig(s)
 	want := eval.TunedEdge
 	if s.Scorer != profile.ScorerModel || s.Model != "ae-edge" || (s.Score == profile.ScoreResidual) != want.Residual ||
-		c.Likelihood != want.Likelihood || c.Novelty != want.Novelty || c.Volatility != want.Volatility || c.Seasonal.Average != want.Seasonal.Average || c.Seasonal.High != want.Seasonal.High || c.RangeMargin != want.RangeMargin ||
+		c.Likelihood != want.Likelihood || c.Novelty != want.Novelty || c.Volatility != want.Volatility || c.Seasonal.Average != want.Seasonal.Average || c.Seasonal.High != want.Seasonal.High || c.RangeMargin != want.RangeMargin || c.StuckRun != want.StuckRun ||
 		c.ScoreHigh != want.ScoreHigh || c.Low != want.Low || c.High != want.High || c.CooldownReadings != want.Cooldown || s.AnomalyWindow != want.AnomalyForward {
 		t.Fatalf("profile stream %+v\ndetect config %+v\nevaluated %+v", s, c, want)
 	}

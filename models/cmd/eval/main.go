@@ -95,6 +95,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.stock.EdgeConfig.Likelihood.Average, "likelihood-average", 0, "stock edge: raw scores in the judged moving average (default as tuned)")
 	fs.Float64Var(&o.stock.EdgeConfig.RangeMargin, "range-margin", 0, "stock edge: a reading beyond the stream's range by this fraction of it is an anomaly (default as tuned; -1: off)")
 	fs.Float64Var(&o.stock.CloudConfig.RangeMargin, "cloud-range-margin", 0, "stock cloud: as --range-margin for the cloud's streaming detector")
+	fs.IntVar(&o.stock.EdgeConfig.StuckRun, "stuck-run", 0, "stock edge: a reading repeating the one before it for the longest run so far, at least this many repeats, is an anomaly (default as tuned; -1: off)")
+	fs.IntVar(&o.stock.CloudConfig.StuckRun, "cloud-stuck-run", 0, "stock cloud: as --stuck-run")
 	fs.IntVar(&o.stock.EdgeConfig.Novelty.Bins, "novelty-bins", 0, "stock edge: bins of the novelty channel (default as tuned; -1: off)")
 	fs.IntVar(&o.stock.EdgeConfig.Novelty.Length, "novelty-length", 0, "stock edge: readings in a novelty context (default 3)")
 	fs.Float64Var(&o.stock.EdgeConfig.Novelty.High, "novelty-high", 0, "stock edge: the novelty channel's likelihood score that counts as high (default as tuned)")
