@@ -102,14 +102,14 @@ uplink:
   sample_windows: 16
 YAML
 
-echo "demo: starting edge agents gw-1 (generic-sensor: z-score), gw-2 (generic-sensor-model: the stock int8 model), both with embedded brokers, and gw-3 (external-mosquitto)" >&2
+echo "demo: starting edge agents gw-1 (generic-sensor: z-score), gw-2 (generic-sensor-model: the stock int8 model), both with embedded brokers, and gw-3 (generic-sensor-tuned: the int8 model with the detector measured on NAB) on an external mosquitto" >&2
 "$BIN/outpost-edge" run --config firmware-configs/generic-sensor.yaml --agent-id gw-1 --trust-key "$DATA/trust.key" \
   --nats "$NATS_URL" --mqtt-listen "$MQTT1" --data "$DATA/gw-1" >"$DATA/logs/gw-1.log" 2>&1 &
 agents+=($!)
 "$BIN/outpost-edge" run --config "$DATA/gw-2.yaml" --agent-id gw-2 --trust-key "$DATA/trust.key" \
   --nats "$NATS_URL" --mqtt-listen "$MQTT2" --data "$DATA/gw-2" >"$DATA/logs/gw-2.log" 2>&1 &
 agents+=($!)
-"$BIN/outpost-edge" run --config firmware-configs/external-mosquitto.yaml --agent-id gw-3 --trust-key "$DATA/trust.key" \
+"$BIN/outpost-edge" run --config firmware-configs/generic-sensor-tuned.yaml --agent-id gw-3 --trust-key "$DATA/trust.key" \
   --nats "$NATS_URL" --mqtt "tcp://127.0.0.1:$MQTT3_PORT" --data "$DATA/gw-3" >"$DATA/logs/gw-3.log" 2>&1 &
 agents+=($!)
 wait_port "$MQTT1" "gw-1's embedded broker"
@@ -131,20 +131,20 @@ done
 follow() {
   set +e # a failed query or an odd value skips a beat, not the display
   declare -A seen=()
-  local fmt='%-19s  %-4s  %-44.44s  %-9s %8.3g  %-10s -> %-9s %6s  %s\n'
-  printf "${fmt/\%8.3g/%8s}" "READING (UTC)" "GW" "STREAM" "EDGE" "SCORE" "MODEL" "CLOUD" "SCORE" "MODEL"
+  local fmt='%-19s  %-4s  %-44.44s  %-9s %8.3g  %-10s %-10s -> %-9s %6s  %s\n'
+  printf "${fmt/\%8.3g/%8s}" "READING (UTC)" "GW" "STREAM" "EDGE" "SCORE" "MODEL" "SOURCE" "CLOUD" "SCORE" "MODEL"
   while :; do
     local now
     now=$(date +%s)
-    while IFS=$'\t' read -r agent seq ts stream kind score model verdict vscore vmodel age; do
+    while IFS=$'\t' read -r agent seq ts stream kind score model source verdict vscore vmodel age; do
       [ -n "${seen["e $agent $seq"]:-}" ] && continue
       [ "$verdict" = - ] && [ "$age" -lt 15 ] && continue
       [ "$verdict" = - ] && verdict="none yet"
       seen["e $agent $seq"]=1
-      printf "$fmt" "$ts" "$agent" "${stream#sensors/}" "$kind" "$score" "$model" "$verdict" "$vscore" "$vmodel"
+      printf "$fmt" "$ts" "$agent" "${stream#sensors/}" "$kind" "$score" "$model" "$source" "$verdict" "$vscore" "$vmodel"
     done < <("${FLEET[@]}" -o json events list --since 3m --limit 1000 2>/dev/null | jq -r --argjson now "$now" '
       .[] | [.agent, (.seq|tostring), (.ts|sub("\\.[0-9]+";"")|sub("T";" ")|rtrimstr("Z")), .stream, .kind, .score, .model,
-             (.verdict // "-"), (if .verdict_score == null then "-" else (.verdict_score*1000|round/1000|tostring) end),
+             (.source // "-"), (.verdict // "-"), (if .verdict_score == null then "-" else (.verdict_score*1000|round/1000|tostring) end),
              (.verdict_model // "-"), ($now - (.received|sub("\\.[0-9]+";"")|fromdateiso8601)|floor)] | @tsv')
     while IFS=$'\t' read -r id kind trigger stream champ chal rollout reason; do
       [ -n "${seen["l $id"]:-}" ] && continue
