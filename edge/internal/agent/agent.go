@@ -758,7 +758,7 @@ func (a *Agent) handle(m ingest.Message) {
 					} else {
 						a.uncertain.Add(1)
 					}
-					a.met.Events.WithLabelValues(string(ev.Kind)).Inc()
+					a.met.Events.WithLabelValues(string(ev.Kind), ev.Source).Inc()
 					// Debug: Done runs on the outbox's writer goroutine, and
 					// a log write per event delayed the commits behind it.
 					a.log.Debug("event committed", "seq", seq, "kind", ev.Kind, "stream", ev.Stream, "score", ev.Score, "ts", ev.TS)

@@ -187,7 +187,7 @@ func TestAgentMosquittoToJetStream(t *testing.T) {
 	for _, want := range []string{
 		"outpost_edge_readings_total 420",
 		`outpost_edge_decode_errors_total{reason="syntax"} 1`,
-		`outpost_edge_events_total{kind="anomaly"} 1`,
+		`outpost_edge_events_total{kind="anomaly",source="score"} 1`,
 		"outpost_edge_outbox_records 0",
 		"outpost_edge_outbox_bytes 0",
 		"outpost_edge_outbox_dropped_records_total 0",

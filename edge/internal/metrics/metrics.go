@@ -21,7 +21,7 @@ type Metrics struct {
 	Readings     prometheus.Counter
 	PayloadBytes prometheus.Counter
 	DecodeErrors *prometheus.CounterVec // label reason
-	Events       *prometheus.CounterVec // label kind
+	Events       *prometheus.CounterVec // labels kind, source
 	Drops        prometheus.Counter
 	// Judge is the time to judge one reading: window, scoring (the model's
 	// Invoke for model-scored streams) and decision.
@@ -43,7 +43,7 @@ func New() *Metrics {
 		DecodeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "outpost_edge_decode_errors_total",
 			Help: "Payloads that could not be decoded, by reason."}, []string{"reason"}),
 		Events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "outpost_edge_events_total",
-			Help: "Events committed to the outbox, by kind."}, []string{"kind"}),
+			Help: "Events committed to the outbox, by kind and by the detector's stage that raised them (source: score, novelty, volatility, seasonal, range, stuck)."}, []string{"kind", "source"}),
 		Drops: prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_edge_outbox_dropped_total",
 			Help: "Records refused by the full-outbox policy since the agent started."}),
 		Judge: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "outpost_edge_judge_duration_seconds",
