@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/outpost-iot/outpost/edge/internal/edgetest"
 	"github.com/outpost-iot/outpost/models/eval"
@@ -45,10 +47,13 @@ func TestTunedProfileIsTheEvaluated(t *testing.T) {
 	}
 }
 
-// TestAgentEventSource: with the tuned profile a reading far outside the
-// stream's range so far is an anomaly event whose source names the range
-// rule (before the model's likelihood stage is warm, the rule already
-// judges), through a real mosquitto and NATS.
+// TestAgentEventSource: with the tuned profile, events name the stage that
+// raised them, through a real mosquitto and NATS: a reading far outside
+// the stream's range so far is an anomaly from the range rule (before the
+// model's likelihood stage is warm, the rule already judges), and a sensor
+// that then freezes (the same reading 60 times; the noisy stream never
+// repeated a value before) is one anomaly from the stuck-value rule, at its
+// 50th repeat.
 func TestAgentEventSource(t *testing.T) {
 	srv := testenv.StartNATS(t)
 	js := edgetest.CreateStreams(t, srv.URL())
@@ -59,17 +64,33 @@ func TestAgentEventSource(t *testing.T) {
 	pub := publisher(t, mq.URL(), "", "")
 	const topic = "sensors/press-1/temp"
 	spikeTS := publishSeries(t, pub, topic, 200, 150)
-	waitFor(t, "all readings", func() bool { return a.State().Readings == 200 })
-	waitFor(t, "the outbox to drain", func() bool { return a.State().OutboxDepth == 0 && a.State().Anomalies >= 1 })
+	t0 := spikeTS.Add(-150 * time.Second) // publishSeries: one reading a second
+	for i := 200; i < 260; i++ {
+		ts := t0.Add(time.Duration(i) * time.Second)
+		if tok := pub.Publish(topic, 1, false, fmt.Sprintf(`{"ts":%d,"value":20.5}`, ts.UnixMilli())); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+	}
+	stuckTS := t0.Add(250 * time.Second)
+	waitFor(t, "all readings", func() bool { return a.State().Readings == 260 })
+	waitFor(t, "the outbox to drain", func() bool { return a.State().OutboxDepth == 0 && a.State().Anomalies >= 2 })
 
 	got := edgetest.Events(t, js)
+	var sources []string
 	for _, ev := range got {
-		if ev.TS.Equal(spikeTS) {
+		switch {
+		case ev.TS.Equal(spikeTS):
 			if ev.Kind != wire.KindAnomaly || ev.Source != "range" || ev.Model != "ae-edge@1" {
 				t.Fatalf("the spike's event %+v, want an anomaly from the range rule", ev)
 			}
-			return
+		case ev.TS.Equal(stuckTS):
+			if ev.Kind != wire.KindAnomaly || ev.Source != "stuck" || ev.Value != 20.5 {
+				t.Fatalf("the frozen sensor's event %+v, want an anomaly from the stuck-value rule", ev)
+			}
 		}
+		sources = append(sources, ev.TS.Sub(t0).String()+" "+ev.Source)
 	}
-	t.Fatalf("no event at the spike (%v); events: %+v", spikeTS, got)
+	if want := []string{"2m30s range", "4m10s stuck"}; len(sources) != 2 || sources[0] != want[0] || sources[1] != want[1] {
+		t.Fatalf("events (time since the first reading, source) %v, want %v", sources, want)
+	}
 }
