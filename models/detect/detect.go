@@ -373,13 +373,12 @@ type Detector struct {
 	// anomalous (-1: none yet), for the novelty channel's hold-off.
 	sinceAnomaly int
 	// Stuck-value rule (Config.StuckRun): the last reading (when
-	// stuckHas), the repeats of it so far, the longest run before this
-	// one, and whether this run has been reported.
+	// stuckHas), the repeats of it so far and the longest run before this
+	// one.
 	stuckHas     bool
 	stuckLast    float64
 	stuckRun     uint64
 	stuckLongest uint64
-	stuckFired   bool
 	// Range of the readings so far (Config.RangeMargin, Config.Novelty):
 	// rangeN readings, from lo to hi.
 	rangeN uint64
@@ -761,14 +760,13 @@ func (d *Detector) stuckStep(v float64) bool {
 		d.stuckRun++
 	} else {
 		d.stuckLongest = max(d.stuckLongest, d.stuckRun)
-		d.stuckRun, d.stuckFired = 0, false
+		d.stuckRun = 0
 	}
 	d.stuckHas, d.stuckLast = true, v
-	if d.stuckFired || d.stuckRun < uint64(d.cfg.StuckRun) || d.stuckRun <= d.stuckLongest {
-		return false
-	}
-	d.stuckFired = true
-	return true
+	// The run grows by one repeat at a time and the record stays put
+	// during it, so the run meets both conditions first (and only) when
+	// it is exactly this long.
+	return d.stuckRun == max(uint64(d.cfg.StuckRun), d.stuckLongest+1)
 }
 
 // novelHeld reports whether the novelty channel is in its hold-off

@@ -234,16 +234,9 @@ func TestCheckpointV4(t *testing.T) {
 	for i := range 900 {
 		d1.Judge(t0.Add(time.Duration(i)*time.Second), val(i))
 	}
-	b, err := d1.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b[0] != stateVersion || stateVersion != 7 {
-		t.Fatalf("state version %d", b[0])
-	}
-	d2, _ := New(cfg)
-	if err := d2.UnmarshalBinary(b); err != nil {
-		t.Fatal(err)
+	b, d2 := restored(t, d1, cfg)
+	if stateVersion != 7 {
+		t.Fatalf("state version %d", stateVersion)
 	}
 	for i := 900; i < 1400; i++ {
 		v := val(i)

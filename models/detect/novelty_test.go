@@ -191,16 +191,9 @@ func TestNoveltyHoldoff(t *testing.T) {
 		var r run
 		for i := range 3200 {
 			if i == restoreAt {
-				b, err := d.MarshalBinary()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if b[0] != stateVersion || stateVersion != 7 {
-					t.Fatalf("state version %d", b[0])
-				}
-				d2, _ := New(c)
-				if err := d2.UnmarshalBinary(b); err != nil {
-					t.Fatal(err)
+				_, d2 := restored(t, d, c)
+				if stateVersion != 7 {
+					t.Fatalf("state version %d", stateVersion)
 				}
 				if d2.sinceAnomaly != d.sinceAnomaly {
 					t.Fatalf("restored %d readings since the anomaly, want %d", d2.sinceAnomaly, d.sinceAnomaly)

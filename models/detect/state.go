@@ -137,16 +137,13 @@ func (d *Detector) appendState(b []byte, version byte) ([]byte, error) {
 	if version < 7 {
 		return b, nil
 	}
-	// Version 7: the stuck-value rule (flags: has a last reading, run
-	// reported), the last reading, the run and the longest run before it.
-	var sf byte
+	// Version 7: the stuck-value rule (1 when it has a last reading, else
+	// 0), the last reading, the run and the longest run before it.
+	var has byte
 	if d.stuckHas {
-		sf |= 1
+		has = 1
 	}
-	if d.stuckFired {
-		sf |= 2
-	}
-	b = append(b, sf)
+	b = append(b, has)
 	b = appendFloat(b, d.stuckLast)
 	b = binary.AppendUvarint(b, d.stuckRun)
 	return binary.AppendUvarint(b, d.stuckLongest), nil
@@ -413,14 +410,13 @@ func (d *Detector) UnmarshalBinary(b []byte) error {
 			}
 		}
 	}
-	n.stuckHas, n.stuckFired, n.stuckLast, n.stuckRun, n.stuckLongest = false, false, 0, 0, 0
+	n.stuckHas, n.stuckLast, n.stuckRun, n.stuckLongest = false, 0, 0, 0
 	if version >= 7 {
-		if len(r.b) < 1 || r.b[0] > 3 {
-			return fmt.Errorf("%w: stuck-value flags", ErrState)
+		if len(r.b) < 1 || r.b[0] > 1 {
+			return fmt.Errorf("%w: stuck-value flag", ErrState)
 		}
-		sf := r.b[0]
+		n.stuckHas = r.b[0] == 1
 		r.b = r.b[1:]
-		n.stuckHas, n.stuckFired = sf&1 != 0, sf&2 != 0
 		n.stuckLast, n.stuckRun, n.stuckLongest = r.float(), r.uvarint(), r.uvarint()
 		if r.err != nil {
 			return r.err

@@ -164,3 +164,24 @@ func TestCheckpointV2(t *testing.T) {
 type otherScorer struct{ zscoreScorer }
 
 func (otherScorer) Model() string { return "other@1" }
+
+// restored checkpoints d in the current format (checked) and restores the
+// state into a fresh detector for cfg; it returns the state and the copy.
+func restored(t *testing.T, d *Detector, cfg Config) ([]byte, *Detector) {
+	t.Helper()
+	b, err := d.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[0] != stateVersion {
+		t.Fatalf("state version %d", b[0])
+	}
+	d2, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	return b, d2
+}

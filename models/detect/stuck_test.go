@@ -85,16 +85,9 @@ func TestStuckState(t *testing.T) {
 	for i := range at {
 		d1.Judge(t0.Add(time.Duration(i)*time.Second), vals[i])
 	}
-	b, err := d1.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b[0] != stateVersion || stateVersion != 7 {
-		t.Fatalf("state version %d", b[0])
-	}
-	d2, _ := New(cfg)
-	if err := d2.UnmarshalBinary(b); err != nil {
-		t.Fatal(err)
+	b, d2 := restored(t, d1, cfg)
+	if stateVersion != 7 {
+		t.Fatalf("state version %d", stateVersion)
 	}
 	b6, err := d1.appendState(nil, stateV6)
 	if err != nil {

@@ -100,17 +100,7 @@ func TestVolatilityState(t *testing.T) {
 	for i := range 2000 {
 		d1.Judge(t0.Add(time.Duration(i)*time.Second), vals[i])
 	}
-	b, err := d1.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b[0] != stateVersion {
-		t.Fatalf("state version %d", b[0])
-	}
-	d2, _ := New(cfg)
-	if err := d2.UnmarshalBinary(b); err != nil {
-		t.Fatal(err)
-	}
+	b, d2 := restored(t, d1, cfg)
 	b5, err := d1.appendState(nil, stateV5)
 	if err != nil {
 		t.Fatal(err)
